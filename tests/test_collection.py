@@ -1,0 +1,76 @@
+"""The collection as users get it: lint-clean, argument specs that match the defaults,
+and a built artifact that installs and runs its playbooks without this repository."""
+import json
+import os
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+ROLES = sorted(p.parent.parent.name for p in REPO.glob("roles/*/defaults/main.yml"))
+
+
+def run(cmd, **kw):
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=600, **kw)
+
+
+def test_yamllint_is_clean():
+    proc = run(["yamllint", "--strict", "."], cwd=REPO)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_ansible_lint_production_profile_is_clean():
+    proc = run(["ansible-lint", "--profile", "production", "--nocolor"], cwd=REPO)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    assert "Profile 'production' was required, and it passed" in proc.stderr + proc.stdout
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_every_public_default_is_in_the_argument_spec(role):
+    defaults = yaml.safe_load((REPO / "roles" / role / "defaults/main.yml").read_text()) or {}
+    specs = yaml.safe_load((REPO / "roles" / role / "meta/argument_specs.yml").read_text())["argument_specs"]
+    options = specs["main"]["options"]
+    assert sorted(defaults) == sorted(k for k in options if k in defaults or "default" in options[k])
+    for name, value in defaults.items():
+        assert options[name].get("default") == value, f"{role}: {name} default differs from the spec"
+        assert options[name].get("description"), f"{role}: {name} has no description"
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    out = tmp_path_factory.mktemp("build")
+    proc = run(["ansible-galaxy", "collection", "build", "--output-path", str(out)], cwd=REPO)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    version = yaml.safe_load((REPO / "galaxy.yml").read_text())["version"]
+    artifact = out / f"laddr-kafka-{version}.tar.gz"
+    assert artifact.exists()
+    return artifact
+
+
+def test_built_collection_leaves_out_tests_ci_and_caches(built):
+    with tarfile.open(built) as tar:
+        names = tar.getnames()
+    assert "roles/common/tasks/main.yml" in names and "playbooks/base.yml" in names
+    for unwanted in ("tests/", "molecule/", "scripts/", ".ci/", ".venv/", ".collections/", ".git/", "tools/"):
+        assert not [n for n in names if n.startswith(unwanted)], unwanted
+    manifest = json.loads(tarfile.open(built).extractfile("MANIFEST.json").read())
+    assert manifest["collection_info"]["namespace"] == "laddr"
+    assert manifest["collection_info"]["name"] == "kafka"
+
+
+def test_installed_collection_runs_its_playbook_by_fqcn(built, tmp_path):
+    install = tmp_path / "collections"
+    proc = run(["ansible-galaxy", "collection", "install", "-p", str(install), str(built)], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    # Run outside the repository, so that neither its ansible.cfg nor its link can help.
+    env = {k: v for k, v in os.environ.items() if k != "ANSIBLE_CONFIG"}
+    env["ANSIBLE_COLLECTIONS_PATH"] = str(install)
+    listed = run(["ansible-playbook", "-i", "localhost,", "--list-tasks", "laddr.kafka.base"], cwd=tmp_path, env=env)
+    assert listed.returncode == 0, listed.stdout + listed.stderr
+    assert "laddr.kafka.common : Base packages and the Java runtime are installed" in listed.stdout
+    doc = run(["ansible-doc", "-t", "role", "laddr.kafka.common"], cwd=tmp_path, env=env)
+    assert doc.returncode == 0, doc.stderr
+    assert "common_service_accounts" in doc.stdout

@@ -1,0 +1,24 @@
+"""Each molecule scenario on real lab hosts: create, converge, idempotence (the second converge
+changes nothing), verify, destroy. Scenarios are found from molecule/*/molecule.yml."""
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SCENARIOS = sorted(p.parent.name for p in REPO.glob("molecule/*/molecule.yml"))
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root")
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_molecule_scenario(scenario, tmp_path):
+    log = tmp_path / "molecule.log"
+    with open(log, "w") as out:
+        proc = subprocess.run(["molecule", "test", "-s", scenario], cwd=REPO, stdout=out,
+                              stderr=subprocess.STDOUT, timeout=2400,
+                              env=dict(os.environ, ANSIBLE_FORCE_COLOR="0", NO_COLOR="1", PY_COLORS="0"))
+    text = log.read_text()
+    assert proc.returncode == 0, "\n".join(text.splitlines()[-150:])
+    for step in ("converge", "idempotence", "verify"):
+        assert f"{scenario} ➜ {step}: Executed: Successful" in text, f"{step} did not run"
