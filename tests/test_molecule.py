@@ -1,6 +1,7 @@
 """Each molecule scenario on real lab hosts: create, converge, idempotence (the second converge
 changes nothing), verify, destroy. Scenarios are found from molecule/*/molecule.yml."""
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -21,4 +22,5 @@ def test_molecule_scenario(scenario, tmp_path):
     text = log.read_text()
     assert proc.returncode == 0, "\n".join(text.splitlines()[-150:])
     for step in ("converge", "idempotence", "verify"):
-        assert f"{scenario} ➜ {step}: Executed: Successful" in text, f"{step} did not run"
+        assert re.search(rf"{scenario}\W+{step}: Executed: Successful", text), f"{step} did not run"
+    assert re.search(rf"^{scenario} +: actions=\d+ .* failed=0$", text, re.M)
