@@ -60,8 +60,8 @@ def traces():
         "processes": nspawn_pids(),
         "bridge": [link["ifname"] for link in links if link["ifname"] == BRIDGE],
         # host ends of the veth pairs that systemd-nspawn makes are named vb-<machine>
-        "veths": [link["ifname"] for link in links if link["ifname"].startswith("vb-")
-                  and link.get("master") == BRIDGE],
+        "veths": [link["ifname"] for link in links if link["ifname"].startswith(f"vb-{BRIDGE[:8]}-")
+                  or link.get("master") == BRIDGE],
         "iptables": [line for line in rules.splitlines() if f"laddr-lab:{BRIDGE}" in line],
         "host_trees": sorted(p.name for p in (STATE / "hosts").glob("*")) if (STATE / "hosts").exists() else [],
     }
