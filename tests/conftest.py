@@ -33,3 +33,19 @@ def kafka_broker(
         kafka_mirror, tmp_path_factory.mktemp("kafka")
     ) as broker:
         yield broker
+
+
+_FIGURES: list = []
+
+
+@pytest.fixture(scope="session")
+def figures() -> list:
+    """Measured figures, as (label, value) pairs, printed at the end of the run."""
+    return _FIGURES
+
+
+def pytest_terminal_summary(terminalreporter) -> None:  # type: ignore[no-untyped-def]
+    if _FIGURES:
+        terminalreporter.section("figures measured in this run")
+        for label, value in _FIGURES:
+            terminalreporter.write_line(f"{label}: {value}")

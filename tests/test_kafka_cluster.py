@@ -1,0 +1,275 @@
+"""ZooKeeper and Kafka on three lab hosts, driven by playbooks/kafka_cluster.yml as a user would:
+fresh install, an unchanged re-run, check mode, preflight refusals that change no host, and a
+rolling restart under an acks=all producer that must lose nothing and never take down more
+than one broker at a time. Timings are printed at the end of the run."""
+import copy
+import json
+import os
+import re
+import socket
+import subprocess
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import yaml
+
+confluent_kafka = pytest.importorskip("confluent_kafka")
+from confluent_kafka import Consumer, Producer, TopicPartition  # noqa: E402
+from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+LAB = REPO / "scripts" / "lab"
+INVENTORY = REPO / "inventories" / "lab"
+PLAYBOOK = "playbooks/kafka_cluster.yml"
+HOSTS = ["lab1", "lab2", "lab3"]
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root")
+
+
+def playbook(*args, inventory=INVENTORY, check=True):
+    started = time.monotonic()
+    proc = subprocess.run(["ansible-playbook", "-i", str(inventory), PLAYBOOK, *args], cwd=REPO,
+                          capture_output=True, text=True, timeout=1800,
+                          env=dict(os.environ, ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1"))
+    proc.seconds = time.monotonic() - started
+    if check and proc.returncode != 0:
+        pytest.fail(f"ansible-playbook {' '.join(args)} failed:\n{proc.stdout[-6000:]}\n{proc.stderr[-3000:]}")
+    return proc
+
+
+def recap(output):
+    """Changed count per host from the PLAY RECAP."""
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\S+)\s+: ok=\d+\s+changed=(\d+)", output, re.M)}
+
+
+def on_host(host, command):
+    return subprocess.run([str(LAB), "ssh", host, command], capture_output=True, text=True, timeout=60)
+
+
+def host_state():
+    """What a failed preflight must leave as it was: config files, installed releases, processes."""
+    state = {}
+    for host in HOSTS:
+        state[host] = on_host(host, "sha256sum /etc/kafka/server.properties /etc/zookeeper/zoo.cfg; ls /opt/kafka /opt/zookeeper; "
+                                    "systemctl show -p MainPID kafka zookeeper").stdout
+    return state
+
+
+def addresses():
+    hosts = yaml.safe_load((INVENTORY / "hosts.yml").read_text())["all"]["hosts"]
+    return {name: hosts[name]["ansible_host"] for name in HOSTS}
+
+
+def bootstrap():
+    return ",".join(f"{addr}:9092" for addr in addresses().values())
+
+
+@pytest.fixture(scope="module")
+def cluster(figures):
+    # Fresh hosts, so that the first run is a fresh install.
+    subprocess.run([str(LAB), "down"], check=True, capture_output=True, timeout=600)
+    subprocess.run([str(LAB), "up", "3"], check=True, capture_output=True, timeout=600)
+    fresh = playbook()
+    figures.append(("kafka_cluster.yml fresh install, 3 hosts (s)", round(fresh.seconds, 1)))
+    yield fresh
+    subprocess.run([str(LAB), "down"], capture_output=True, timeout=600)
+
+
+def test_fresh_install_then_a_rerun_changes_nothing(cluster, figures):
+    assert set(recap(cluster.stdout)) >= set(HOSTS)
+    again = playbook()
+    figures.append(("kafka_cluster.yml unchanged re-run (s)", round(again.seconds, 1)))
+    assert recap(again.stdout) == {host: 0 for host in HOSTS}, again.stdout[-3000:]
+
+
+def test_check_mode_on_the_converged_cluster_reports_no_change(cluster):
+    proc = playbook("--check", "--diff")
+    assert recap(proc.stdout) == {host: 0 for host in HOSTS}, proc.stdout[-3000:]
+
+
+def test_check_mode_shows_the_changed_file_and_restarts_nothing(cluster):
+    before = host_state()
+    proc = playbook("--check", "--diff", "-e", "kafka_log_retention_hours=100")
+    assert proc.stdout.count("-log.retention.hours=168") == 3, proc.stdout[-4000:]
+    assert proc.stdout.count("+log.retention.hours=100") == 3
+    assert "/etc/kafka/server.properties" in proc.stdout
+    assert "/etc/zookeeper/zoo.cfg" not in proc.stdout
+    assert all(changed >= 1 for changed in recap(proc.stdout).values())
+    assert "Broker is restarted" not in proc.stdout
+    assert host_state() == before
+
+
+def inventory_with(tmp_path, change):
+    """A copy of the lab inventory with CHANGE applied to its parsed hosts.yml and host vars."""
+    data = yaml.safe_load((INVENTORY / "hosts.yml").read_text())
+    host_vars = {h: yaml.safe_load((INVENTORY / "host_vars" / f"{h}.yml").read_text()) for h in HOSTS}
+    data, host_vars = copy.deepcopy(data), copy.deepcopy(host_vars)
+    change(data, host_vars)
+    target = tmp_path / "inventory"
+    (target / "host_vars").mkdir(parents=True)
+    (target / "group_vars").mkdir()
+    (target / "hosts.yml").write_text(yaml.safe_dump(data))
+    (target / "group_vars" / "all.yml").write_text((INVENTORY / "group_vars" / "all.yml").read_text())
+    for host, values in host_vars.items():
+        (target / "host_vars" / f"{host}.yml").write_text(yaml.safe_dump(values))
+    return target
+
+
+def even_ensemble(data, host_vars):
+    del data["all"]["children"]["zookeeper"]["hosts"]["lab3"]
+
+
+def missing_zookeeper_id(data, host_vars):
+    del host_vars["lab2"]["zookeeper_id"]
+
+
+def duplicate_broker_id(data, host_vars):
+    host_vars["lab3"]["kafka_broker_id"] = 1
+
+
+BAD_INPUTS = {
+    "even ensemble": (even_ensemble, [], "has 2 hosts (lab1, lab2); a ZooKeeper ensemble needs 1, 3 or 5"),
+    "missing zookeeper_id": (missing_zookeeper_id, [], "Host lab2: zookeeper_id is not set"),
+    "duplicate broker id": (duplicate_broker_id, [], "kafka_broker_id values repeat in group 'kafka': lab1=1 lab2=2 lab3=1"),
+    "heap larger than memory": (None, ["-e", "kafka_heap_mb=99999999"], "kafka_heap_mb is 99999999 MiB but the host has"),
+    "two services on one port": (None, ["-e", "kafka_jmx_port=2181"], "two services would use one port"),
+    "replication above broker count": (None, ["-e", "kafka_default_replication_factor=4"],
+                                       "kafka_default_replication_factor is 4 and kafka_min_insync_replicas is 2 with 3 brokers"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUTS))
+def test_preflight_rejects_bad_input_before_any_host_changes(cluster, case, tmp_path):
+    change, extra, message = BAD_INPUTS[case]
+    inventory = inventory_with(tmp_path, change) if change else INVENTORY
+    before = host_state()
+    # A change that would otherwise roll through the cluster proves that nothing ran past preflight.
+    proc = playbook("-e", "kafka_log_retention_hours=99", *extra, inventory=inventory, check=False)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert message in re.sub(r"\s+", " ", output), output[-3000:]
+    assert host_state() == before
+
+
+class Load:
+    """An acks=all producer that keeps sending numbered messages, and a watcher that records how
+    many brokers are out at each moment: a broker is out when its client port refuses a TCP
+    connection, or when a metadata read that succeeds does not list it. A metadata read that
+    fails, or comes from a broker that does not know the cluster yet, says nothing by itself and
+    is counted apart."""
+
+    def __init__(self, servers, topic):
+        self.servers, self.topic = servers, topic
+        self.acked, self.errors, self.missing, self.failed_reads = [], [], [], 0
+        self.stop = threading.Event()
+        admin = AdminClient({"bootstrap.servers": servers})
+        self.brokers = {b.id: (b.host, b.port) for b in admin.list_topics(timeout=15).brokers.values()}
+        self.threads = [threading.Thread(target=self.produce), threading.Thread(target=self.watch)]
+
+    def produce(self):
+        producer = Producer({"bootstrap.servers": self.servers, "acks": "all", "enable.idempotence": True,
+                             "delivery.timeout.ms": 120000})
+
+        def delivered(err, msg):
+            (self.errors if err else self.acked).append(str(err) if err else int(msg.value()))
+
+        number = 0
+        while not self.stop.is_set():
+            producer.produce(self.topic, value=str(number), on_delivery=delivered)
+            number += 1
+            producer.poll(0.01)
+        producer.flush(120)
+
+    @staticmethod
+    def refuses(address):
+        try:
+            with socket.create_connection(address, timeout=1):
+                return False
+        except OSError:
+            return True
+
+    def watch(self):
+        admin = AdminClient({"bootstrap.servers": self.servers})
+        while not self.stop.is_set():
+            out = {b for b, address in self.brokers.items() if self.refuses(address)}
+            try:
+                metadata = admin.list_topics(timeout=5)
+            except confluent_kafka.KafkaException:
+                metadata = None
+            # A broker that has just started answers before the controller has told it about the
+            # cluster, listing no brokers, not even itself: such an answer is not evidence.
+            if metadata is not None and metadata.orig_broker_id in metadata.brokers:
+                out |= set(self.brokers) - set(metadata.brokers)
+            else:
+                self.failed_reads += 1
+            self.missing.append((time.monotonic(), len(out)))
+            time.sleep(0.2)
+
+    def __enter__(self):
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(180)
+
+
+def read_all(servers, topic, expected):
+    consumer = Consumer({"bootstrap.servers": servers, "group.id": f"drill-{uuid.uuid4().hex[:6]}",
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    consumer.assign([TopicPartition(topic, p) for p in range(3)])
+    seen = []
+    deadline = time.monotonic() + 120
+    while len(set(seen)) < expected and time.monotonic() < deadline:
+        msg = consumer.poll(0.5)
+        if msg is not None and not msg.error():
+            seen.append(int(msg.value()))
+    consumer.close()
+    return seen
+
+
+def main_pids():
+    return {h: on_host(h, "systemctl show -p MainPID --value kafka").stdout.strip() for h in HOSTS}
+
+
+def test_rolling_restart_under_load_loses_nothing_and_keeps_two_brokers_up(cluster, figures):
+    servers = bootstrap()
+    topic = f"drill-{uuid.uuid4().hex[:6]}"
+    admin = AdminClient({"bootstrap.servers": servers})
+    admin.create_topics(
+        [NewTopic(topic, num_partitions=3, replication_factor=3, config={"min.insync.replicas": "2"})]
+    )[topic].result(timeout=30)
+    pids_before = main_pids()
+    with Load(servers, topic) as load:
+        time.sleep(3)
+        proc = playbook("-e", json.dumps({"kafka_properties": {"log.cleaner.threads": 2}}))
+        time.sleep(3)
+    pids_after = main_pids()
+
+    restarts = re.findall(r"Broker is restarted: (lab\d)", proc.stdout)
+    assert sorted(restarts) == HOSTS, proc.stdout[-4000:]
+    assert all(pids_after[h] != pids_before[h] for h in HOSTS), (pids_before, pids_after)
+    worst = max(missing for _, missing in load.missing)
+    assert worst <= 1, f"{worst} brokers were out of the cluster at once"
+    assert worst == 1, "the watcher never saw a broker out: it cannot tell a rolling restart from none"
+    assert load.acked, f"nothing was acknowledged; errors: {load.errors[:5]}"
+    seen = read_all(servers, topic, len(set(load.acked)))
+    lost = set(load.acked) - set(seen)
+    assert not lost, f"{len(lost)} acknowledged messages were not read back, e.g. {sorted(lost)[:10]}"
+    out = [at for at, missing in load.missing if missing]
+    figures.append(("kafka_cluster.yml run with the rolling restart of 3 brokers (s)", round(proc.seconds, 1)))
+    figures.append(("rolling restart, first broker out to last broker back (s)", round(out[-1] - out[0], 1) if out else 0))
+    samples = load.missing
+    outage = sum(later[0] - earlier[0] for earlier, later in zip(samples, samples[1:]) if earlier[1])
+    figures.append(("time a broker was out of the cluster, mean of 3 (s)", round(outage / 3, 1)))
+    figures.append(("messages acknowledged during the restart", len(set(load.acked))))
+    figures.append(("acknowledged messages lost", len(lost)))
+    figures.append(("delivery errors reported to the producer", len(load.errors)))
+    figures.append(("most brokers out of the cluster at once", worst))
+    figures.append(("metadata reads that failed or came from an uninformed broker (of all reads)",
+                    f"{load.failed_reads} of {len(load.missing)}"))

@@ -1,0 +1,314 @@
+"""laddr.kafka.kafka_topic through ansible-playbook against the real broker, and its pure planning functions."""
+
+from __future__ import annotations
+
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "integration"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / ".collections"))
+
+from ansible_tasks import run_module, run_tasks, task  # noqa: E402
+from broker_view import partition_count, topic_overrides, wait_absent  # noqa: E402
+
+from ansible_collections.laddr.kafka.plugins.modules import kafka_topic as mod  # noqa: E402
+
+
+def unique(prefix: str) -> str:
+    return f"test.{prefix}.{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def conn(kafka_broker):
+    return {"bootstrap_servers": [kafka_broker.bootstrap]}
+
+
+def topic_task(conn, check_mode=False, diff=False, **args):
+    return task("kafka_topic", {**conn, **args}, check_mode=check_mode, diff=diff)
+
+
+# --------------------------------------------------------------------------
+# Against the broker
+# --------------------------------------------------------------------------
+
+
+def test_create_then_second_run_is_unchanged(conn, kafka_broker):
+    name = unique("create")
+    args = dict(name=name, partitions=3, replication_factor=1,
+                configs={"retention.ms": 86400000, "cleanup.policy": "delete"})
+    first, second = run_tasks(topic_task(conn, **args), topic_task(conn, **args)).results
+
+    assert not first.get("failed"), first
+    assert first["changed"] is True
+    assert first["topic"] == {"name": name, "state": "present", "partitions": 3, "replication_factor": 1,
+                              "configs": {"retention.ms": "86400000", "cleanup.policy": "delete"},
+                              "changed": True, "actions": ["create"]}
+    assert second["changed"] is False, second
+    assert second["topic"]["actions"] == []
+    assert second["topic"]["configs"] == {"retention.ms": "86400000", "cleanup.policy": "delete"}
+    assert partition_count(kafka_broker.bootstrap, name) == 3
+    assert topic_overrides(kafka_broker.bootstrap, name) == {"retention.ms": "86400000", "cleanup.policy": "delete"}
+
+
+def test_partitions_grow_and_a_decrease_is_refused(conn, kafka_broker):
+    name = unique("grow")
+    created, grown, shrunk = run_tasks(
+        topic_task(conn, name=name, partitions=2),
+        topic_task(conn, name=name, partitions=4),
+        topic_task(conn, name=name, partitions=3),
+    ).results
+
+    assert created["changed"] and created["topic"]["partitions"] == 2
+    assert grown["changed"] is True
+    assert grown["topic"]["actions"] == ["add_partitions"]
+    assert grown["topic"]["partitions"] == 4
+    assert shrunk["failed"] is True
+    assert name in shrunk["msg"] and "4 partitions" in shrunk["msg"] and "3 were requested" in shrunk["msg"]
+    assert "module_stderr" not in shrunk and "Traceback" not in shrunk.get("exception", "")
+    assert partition_count(kafka_broker.bootstrap, name) == 4
+
+
+def test_replication_factor_mismatch_is_refused(conn, kafka_broker):
+    name = unique("rf")
+    created, mismatch = run_tasks(
+        topic_task(conn, name=name, partitions=1, replication_factor=1),
+        topic_task(conn, name=name, replication_factor=3),
+    ).results
+    assert created["changed"]
+    assert mismatch["failed"] is True
+    assert name in mismatch["msg"]
+    assert "replication factor 1 and 3 was requested" in mismatch["msg"]
+    assert mismatch["changed"] is False
+
+
+def test_configs_touch_only_the_keys_given(conn, kafka_broker):
+    name = unique("configs")
+    created, altered, again, removed = run_tasks(
+        topic_task(conn, name=name, partitions=1, configs={"retention.ms": 3600000}),
+        topic_task(conn, name=name, configs={"segment.bytes": 10485760, "cleanup.policy": "compact"}),
+        topic_task(conn, name=name, configs={"segment.bytes": "10485760"}),
+        topic_task(conn, name=name, configs={"cleanup.policy": None}),
+    ).results
+
+    assert created["changed"]
+    assert altered["changed"] is True
+    assert altered["topic"]["actions"] == ["set_configs"]
+    assert altered["topic"]["configs"] == {"retention.ms": "3600000", "segment.bytes": "10485760",
+                                           "cleanup.policy": "compact"}
+    assert again["changed"] is False
+    assert removed["changed"] is True and removed["topic"]["actions"] == ["remove_configs"]
+    assert topic_overrides(kafka_broker.bootstrap, name) == {"retention.ms": "3600000", "segment.bytes": "10485760"}
+
+
+def test_check_mode_changes_nothing_and_diffs_exactly(conn, kafka_broker):
+    name = unique("check")
+    new_name = unique("checknew")
+    setup = run_module("kafka_topic", {**conn, "name": name, "partitions": 2, "configs": {"retention.ms": 1000}})
+    assert setup["changed"]
+
+    grow, create, refused = run_tasks(
+        topic_task(conn, name=name, partitions=5, configs={"retention.ms": 2000, "segment.ms": 600000},
+                   check_mode=True, diff=True),
+        topic_task(conn, name=new_name, partitions=2, replication_factor=1, configs={"retention.ms": 5000},
+                   check_mode=True, diff=True),
+        # One broker cannot hold three replicas: the brokers' validation fails this in check mode too.
+        topic_task(conn, name=unique("checkrf"), partitions=1, replication_factor=3, check_mode=True),
+    ).results
+
+    assert grow["changed"] is True, grow
+    assert grow["diff"] == {
+        "before": {"name": name, "state": "present", "partitions": 2, "replication_factor": 1,
+                   "configs": {"retention.ms": "1000"}},
+        "after": {"name": name, "state": "present", "partitions": 5, "replication_factor": 1,
+                  "configs": {"retention.ms": "2000", "segment.ms": "600000"}},
+    }
+    assert grow["topic"]["actions"] == ["add_partitions", "set_configs"]
+    assert partition_count(kafka_broker.bootstrap, name) == 2
+    assert topic_overrides(kafka_broker.bootstrap, name) == {"retention.ms": "1000"}
+
+    assert create["changed"] is True
+    assert create["diff"]["before"] == {"name": new_name, "state": "absent", "partitions": None,
+                                        "replication_factor": None, "configs": None}
+    assert create["diff"]["after"] == {"name": new_name, "state": "present", "partitions": 2,
+                                       "replication_factor": 1, "configs": {"retention.ms": "5000"}}
+    assert partition_count(kafka_broker.bootstrap, new_name) is None
+
+    assert refused["failed"] is True
+    assert "INVALID_REPLICATION_FACTOR" in refused["msg"] and "check mode" in refused["msg"]
+
+
+def test_absent_deletes_and_absent_of_a_missing_topic_is_unchanged(conn, kafka_broker):
+    name = unique("absent")
+    created, deleted_check, deleted, again = run_tasks(
+        topic_task(conn, name=name, partitions=1),
+        topic_task(conn, name=name, state="absent", check_mode=True, diff=True),
+        topic_task(conn, name=name, state="absent", diff=True),
+        topic_task(conn, name=name, state="absent"),
+    ).results
+    assert created["changed"]
+    assert deleted_check["changed"] is True and deleted_check["diff"]["after"]["state"] == "absent"
+    assert deleted["changed"] is True
+    assert deleted["diff"]["before"]["state"] == "present" and deleted["diff"]["after"]["state"] == "absent"
+    assert deleted["topic"]["actions"] == ["delete"]
+    assert again["changed"] is False
+    assert wait_absent(kafka_broker.bootstrap, name)
+
+
+def test_list_form_batches_several_topics(conn, kafka_broker):
+    base = unique("list")
+    doomed = f"{base}.old"
+    args = dict(partitions=2, configs={"retention.ms": 7200000}, topics=[
+        {"name": f"{base}.a"},
+        {"name": f"{base}.b", "partitions": 4},
+        {"name": f"{base}.c", "configs": {"cleanup.policy": "compact"}},
+        {"name": doomed, "state": "absent"},
+    ])
+    setup = run_module("kafka_topic", {**conn, "name": doomed, "partitions": 1})
+    assert setup["changed"]
+    first, second = run_tasks(topic_task(conn, **args, diff=True), topic_task(conn, **args)).results
+
+    assert first["changed"] is True, first
+    by_name = {t["name"]: t for t in first["topics"]}
+    assert [t["name"] for t in first["topics"]] == [f"{base}.a", f"{base}.b", f"{base}.c", doomed]
+    assert by_name[f"{base}.a"]["partitions"] == 2 and by_name[f"{base}.b"]["partitions"] == 4
+    assert by_name[f"{base}.c"]["configs"] == {"retention.ms": "7200000", "cleanup.policy": "compact"}
+    assert by_name[doomed]["actions"] == ["delete"]
+    assert set(first["diff"]["before"]) == set(by_name)
+    assert first["diff"]["before"][f"{base}.a"]["state"] == "absent"
+    assert first["diff"]["after"][doomed]["state"] == "absent"
+    assert "topic" not in first
+
+    assert second["changed"] is False, [t for t in second["topics"] if t["changed"]]
+    assert partition_count(kafka_broker.bootstrap, f"{base}.b") == 4
+    assert topic_overrides(kafka_broker.bootstrap, f"{base}.c") == {"retention.ms": "7200000",
+                                                                    "cleanup.policy": "compact"}
+    assert wait_absent(kafka_broker.bootstrap, doomed)
+
+
+def test_list_form_changes_nothing_when_one_topic_is_refused(conn, kafka_broker):
+    base = unique("listrefused")
+    setup = run_module("kafka_topic", {**conn, "name": f"{base}.big", "partitions": 3})
+    assert setup["changed"]
+    result = run_module("kafka_topic", {**conn, "topics": [
+        {"name": f"{base}.new", "partitions": 1},
+        {"name": f"{base}.big", "partitions": 2},
+    ]})
+    assert result["failed"] is True and result["changed"] is False
+    assert "No topic changed" in result["msg"] and f"{base}.big" in result["msg"]
+    assert partition_count(kafka_broker.bootstrap, f"{base}.new") is None
+
+
+def test_a_refused_step_reports_what_the_cluster_did(conn, kafka_broker):
+    base = unique("partial")
+    setup = run_module("kafka_topic", {**conn, "name": f"{base}.grow", "partitions": 1})
+    assert setup["changed"]
+    result = run_module("kafka_topic", {**conn, "topics": [
+        {"name": f"{base}.new", "partitions": 1},
+        # The partitions are added, then the brokers refuse the config value.
+        {"name": f"{base}.grow", "partitions": 2, "configs": {"cleanup.policy": "bogus"}},
+    ]}, diff=True)
+    assert result["failed"] is True and result["changed"] is True
+    assert f"topic '{base}.grow': change configs:" in result["msg"]
+    new, grown = result["topics"]
+    assert new["actions"] == ["create"] and new["changed"] is True
+    assert grown["changed"] is True and grown["partitions"] == 2 and grown["configs"] == {}
+    assert result["diff"]["after"][f"{base}.grow"]["partitions"] == 2
+    assert partition_count(kafka_broker.bootstrap, f"{base}.grow") == 2
+    assert partition_count(kafka_broker.bootstrap, f"{base}.new") == 1
+
+
+def test_unreachable_bootstrap_fails_clearly_and_fast():
+    started = time.monotonic()
+    result = run_module("kafka_topic", {"bootstrap_servers": ["127.0.0.1:1"], "name": "never", "partitions": 1})
+    elapsed = time.monotonic() - started
+    assert result["failed"] is True
+    assert "Kafka at 127.0.0.1:1 is not reachable" in result["msg"]
+    assert "Connection refused" in result["msg"]
+    assert "module_stderr" not in result and "Traceback" not in result.get("exception", "")
+    assert elapsed < 15, elapsed
+
+
+def test_refused_credentials_fail_at_once(kafka_broker):
+    # The test broker only speaks PLAINTEXT, so the SASL handshake is refused like bad credentials.
+    started = time.monotonic()
+    result = run_module("kafka_topic", {
+        "bootstrap_servers": [kafka_broker.bootstrap], "security_protocol": "SASL_PLAINTEXT",
+        "sasl_username": "admin", "sasl_password": "not-the-password", "name": "never", "partitions": 1,
+    })
+    elapsed = time.monotonic() - started
+    assert result["failed"] is True
+    assert "refused the connection" in result["msg"] and "SASL" in result["msg"]
+    assert "not-the-password" not in str(result)
+    assert elapsed < 8, elapsed
+
+
+def test_invalid_requests_fail_before_asking_the_cluster():
+    result = run_module("kafka_topic", {"bootstrap_servers": ["127.0.0.1:1"], "topics": [
+        {"name": "ok.topic"}, {"name": "bad name!"}, {"name": "ok.topic"}, {"name": "zero", "partitions": 0}]})
+    assert result["failed"] is True
+    assert "'bad name!' is not a valid topic name" in result["msg"]
+    assert "'ok.topic' is listed more than once" in result["msg"]
+    assert "partitions must be at least 1" in result["msg"]
+
+
+# --------------------------------------------------------------------------
+# Pure functions
+# --------------------------------------------------------------------------
+
+
+def present(name="t", partitions=3, rf=1, configs=None):
+    return {"name": name, "state": "present", "partitions": partitions, "replication_factor": rf,
+            "configs": dict(configs or {})}
+
+
+def wanted(name="t", state="present", partitions=None, rf=None, configs=None):
+    return {"name": name, "state": state, "partitions": partitions, "replication_factor": rf,
+            "configs": dict(configs or {})}
+
+
+def test_plan_unchanged_topic_has_no_actions():
+    plan = mod.plan_topic(wanted(partitions=3, rf=1, configs={"a": "1"}), present(configs={"a": "1", "b": "2"}))
+    assert plan["actions"] == [] and plan["errors"] == []
+    assert plan["after"] == present(configs={"a": "1", "b": "2"})
+
+
+def test_plan_sets_and_removes_only_the_given_keys():
+    plan = mod.plan_topic(wanted(configs={"a": "9", "b": None, "c": None}), present(configs={"a": "1", "b": "2", "d": "4"}))
+    assert plan["configs"] == {"a": "9", "b": None}
+    assert plan["actions"] == ["set_configs", "remove_configs"]
+    assert plan["after"]["configs"] == {"a": "9", "d": "4"}
+
+
+def test_plan_refuses_decrease_and_replication_change():
+    plan = mod.plan_topic(wanted(name="x", partitions=2, rf=3), present(name="x", partitions=5, rf=1))
+    assert plan["actions"] == []
+    assert plan["errors"][0] == ("topic 'x' has 5 partitions and 2 were requested: Kafka cannot remove partitions")
+    assert "replication factor 1 and 3 was requested" in plan["errors"][1]
+
+
+def test_plan_create_uses_broker_defaults_for_the_prediction():
+    absent = mod.actual_topic("t", None, None)
+    plan = mod.plan_topic(wanted(configs={"a": "1", "b": None}), absent, {"partitions": 6, "replication_factor": 3})
+    assert plan["create"] == {"name": "t", "partitions": -1, "replication_factor": -1, "configs": {"a": "1"}}
+    assert plan["after"] == present(partitions=6, rf=3, configs={"a": "1"})
+
+
+def test_plan_absent():
+    assert mod.plan_topic(wanted(state="absent"), present())["actions"] == ["delete"]
+    assert mod.plan_topic(wanted(state="absent"), mod.actual_topic("t", None, None))["actions"] == []
+
+
+def test_desired_topics_merge_top_level_defaults():
+    params = {"name": None, "state": "present", "partitions": 6, "replication_factor": 3,
+              "configs": {"retention.ms": 1000, "compression.type": "lz4"},
+              "topics": [{"name": "a"}, {"name": "b", "partitions": 12, "configs": {"retention.ms": 5, "x": True}},
+                         {"name": "c", "state": "absent"}]}
+    a, b, c = mod.desired_topics(params)
+    assert a == {"name": "a", "state": "present", "partitions": 6, "replication_factor": 3,
+                 "configs": {"retention.ms": "1000", "compression.type": "lz4"}}
+    assert b["partitions"] == 12 and b["configs"] == {"retention.ms": "5", "compression.type": "lz4", "x": "true"}
+    assert c["state"] == "absent"
