@@ -333,9 +333,16 @@ def _try_srvr(port: int) -> str:
 # --------------------------------------------------------------------------
 
 
+# The broker's second listener takes SASL/PLAIN with these credentials, so that refused
+# credentials are tested against a broker that really checks them.
+SASL_USERNAME = "admin"
+SASL_PASSWORD = "admin-secret"
+
+
 @dataclass
 class KafkaBroker:
     bootstrap: str
+    sasl_bootstrap: str
     zookeeper: str
     home: Path
     version: str
@@ -352,12 +359,19 @@ def start_kafka(
     startup_timeout: float = 120,
     extra_config: dict[str, object] | None = None,
 ) -> tuple[int, JavaProcess]:
-    """One ZooKeeper-mode broker (broker.id 0) on loopback; waits until it serves metadata."""
-    port = free_port()
+    """One ZooKeeper-mode broker (broker.id 0) on loopback, PLAINTEXT on the returned port and
+    SASL_PLAINTEXT (PLAIN, SASL_USERNAME/SASL_PASSWORD) on the next free one; waits until it
+    serves metadata."""
+    port, sasl_port = free_port(), free_port()
     config = {
         "broker.id": 0,
-        "listeners": f"PLAINTEXT://{LOOPBACK}:{port}",
-        "advertised.listeners": f"PLAINTEXT://{LOOPBACK}:{port}",
+        "listeners": f"PLAINTEXT://{LOOPBACK}:{port},SASL_PLAINTEXT://{LOOPBACK}:{sasl_port}",
+        "advertised.listeners": f"PLAINTEXT://{LOOPBACK}:{port},SASL_PLAINTEXT://{LOOPBACK}:{sasl_port}",
+        "inter.broker.listener.name": "PLAINTEXT",
+        "sasl.enabled.mechanisms": "PLAIN",
+        "listener.name.sasl_plaintext.plain.sasl.jaas.config":
+            "org.apache.kafka.common.security.plain.PlainLoginModule required "
+            f'username="{SASL_USERNAME}" password="{SASL_PASSWORD}" user_{SASL_USERNAME}="{SASL_PASSWORD}";',
         "zookeeper.connect": zookeeper_connect,
         "zookeeper.connection.timeout.ms": 30000,
         "log.dirs": work_dir / "data",
@@ -400,7 +414,7 @@ def start_kafka(
     except BaseException:
         process.stop(timeout=10)
         raise
-    return port, process
+    return port, sasl_port, process
 
 
 def _wait_for_controller(process: JavaProcess, bootstrap: str, deadline: float) -> None:
@@ -434,9 +448,10 @@ def running_kafka(mirror: Mirror, work_dir: Path) -> Iterator[KafkaBroker]:
     zookeeper = start_zookeeper(str(home / "libs" / "*"), work_dir / "zookeeper", log4j)
     kafka_process = None
     try:
-        port, kafka_process = start_kafka(home, zookeeper.connect, work_dir / "kafka")
+        port, sasl_port, kafka_process = start_kafka(home, zookeeper.connect, work_dir / "kafka")
         yield KafkaBroker(
             bootstrap=f"{LOOPBACK}:{port}",
+            sasl_bootstrap=f"{LOOPBACK}:{sasl_port}",
             zookeeper=zookeeper.connect,
             home=home,
             version=mirror.kafka_version,

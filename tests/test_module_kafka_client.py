@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import sys
 import threading
@@ -89,6 +90,9 @@ def test_a_broker_that_never_answers_fails_within_the_request_timeout(silent_bro
     result = run_module("kafka_cluster_info", {"bootstrap_servers": [silent_broker], "request_timeout": 3})
     elapsed = time.monotonic() - started
     assert result["failed"] is True
-    assert f"Kafka at {silent_broker} did not answer within 3s" in result["msg"]
+    # The client drops the silent connection at about the request timeout, so the message may
+    # report either the silence or the dropped connection; both name the broker.
+    assert re.search(rf"Kafka at {re.escape(silent_broker)} (did not answer within 3s|is not reachable)",
+                     result["msg"]), result["msg"]
     assert "module_stderr" not in result
     assert elapsed < 10, elapsed

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 import uuid
@@ -14,6 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / ".collections"))
 
 from ansible_tasks import run_module, run_tasks, task  # noqa: E402
 from broker_view import partition_count, topic_overrides, wait_absent  # noqa: E402
+from kafka_local import SASL_PASSWORD, SASL_USERNAME  # noqa: E402
 
 from ansible_collections.laddr.kafka.plugins.modules import kafka_topic as mod  # noqa: E402
 
@@ -232,18 +234,37 @@ def test_unreachable_bootstrap_fails_clearly_and_fast():
     assert elapsed < 15, elapsed
 
 
-def test_refused_credentials_fail_at_once(kafka_broker):
-    # The test broker only speaks PLAINTEXT, so the SASL handshake is refused like bad credentials.
+def test_wrong_password_fails_at_once_without_showing_it(kafka_broker):
     started = time.monotonic()
     result = run_module("kafka_topic", {
-        "bootstrap_servers": [kafka_broker.bootstrap], "security_protocol": "SASL_PLAINTEXT",
-        "sasl_username": "admin", "sasl_password": "not-the-password", "name": "never", "partitions": 1,
+        "bootstrap_servers": [kafka_broker.sasl_bootstrap], "security_protocol": "SASL_PLAINTEXT",
+        "sasl_username": SASL_USERNAME, "sasl_password": "not-the-password", "name": "never", "partitions": 1,
     })
     elapsed = time.monotonic() - started
     assert result["failed"] is True
-    assert "refused the connection" in result["msg"] and "SASL" in result["msg"]
+    assert "refused the connection" in result["msg"] and "Authentication failed" in result["msg"], result["msg"]
     assert "not-the-password" not in str(result)
     assert elapsed < 8, elapsed
+
+
+def test_right_credentials_are_accepted_over_sasl(kafka_broker):
+    name = f"sasl-{uuid.uuid4().hex[:6]}"
+    result = run_module("kafka_topic", {
+        "bootstrap_servers": [kafka_broker.sasl_bootstrap], "security_protocol": "SASL_PLAINTEXT",
+        "sasl_username": SASL_USERNAME, "sasl_password": SASL_PASSWORD, "name": name, "partitions": 1,
+    })
+    assert result.get("failed") is not True, result.get("msg")
+    assert result["changed"] is True
+    assert SASL_PASSWORD not in json.dumps(result)
+
+
+def test_plaintext_client_against_the_sasl_listener_does_not_hang(kafka_broker):
+    # A client that skips SASL gets no answer from a SASL listener: it must fail in its timeout.
+    started = time.monotonic()
+    result = run_module("kafka_topic", {"bootstrap_servers": [kafka_broker.sasl_bootstrap], "name": "never",
+                                        "partitions": 1, "request_timeout": 4})
+    assert result["failed"] is True
+    assert time.monotonic() - started < 12
 
 
 def test_invalid_requests_fail_before_asking_the_cluster():

@@ -373,3 +373,13 @@ def metadata_topics(metadata):
 def metadata_brokers(metadata):
     return sorted(({"id": b.id, "host": b.host, "port": b.port} for b in metadata.brokers.values()),
                   key=lambda b: b["id"])
+
+
+def run_manager(module, manager_class):
+    """Runs a module's manager on a client built from the module's parameters; a client error
+    becomes the module's failure message."""
+    require_confluent_kafka(module)
+    try:
+        manager_class(module, KafkaAdmin(module.params)).run()
+    except KafkaClientError as exc:
+        module.fail_json(msg=str(exc))

@@ -172,12 +172,11 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.laddr.kafka.plugins.module_utils.kafka import (
     KAFKA_REQUIRED_IF,
     KAFKA_REQUIRED_TOGETHER,
-    KafkaAdmin,
     KafkaClientError,
     kafka_argument_spec,
     metadata_brokers,
     metadata_topics,
-    require_confluent_kafka,
+    run_manager,
 )
 
 POLL_INTERVAL = 1.0
@@ -312,11 +311,7 @@ def main():
         required_together=KAFKA_REQUIRED_TOGETHER,
         supports_check_mode=True,
     )
-    require_confluent_kafka(module)
-    try:
-        ClusterInfo(module, KafkaAdmin(module.params)).run()
-    except KafkaClientError as exc:
-        module.fail_json(msg=str(exc))
+    run_manager(module, ClusterInfo)
 
 
 if __name__ == "__main__":
