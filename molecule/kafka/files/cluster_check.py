@@ -6,7 +6,7 @@ import sys
 import time
 import uuid
 
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
 bootstrap = sys.argv[1]
@@ -43,9 +43,11 @@ producer.flush(30)
 
 consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": topic, "auto.offset.reset": "earliest",
                      "enable.auto.commit": False})
-consumer.assign([TopicPartition(topic, p) for p in range(3)])
+# Explicit offsets: no committed offsets to fetch, so reading does not wait for the group
+# coordinator, whose offsets topic a fresh cluster creates on first use.
+consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(3)])
 received = []
-deadline = time.monotonic() + 30
+deadline = time.monotonic() + 60
 while len(received) < len(acked) and time.monotonic() < deadline:
     msg = consumer.poll(0.5)
     if msg is not None and not msg.error():
