@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import socket
+import subprocess
 import sys
+import time
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import pytest
 
@@ -33,6 +38,113 @@ def kafka_broker(
         kafka_mirror, tmp_path_factory.mktemp("kafka")
     ) as broker:
         yield broker
+
+
+REPO = Path(__file__).resolve().parent.parent
+LADDR_CONSTRAINTS = REPO / "roles" / "laddr" / "files" / "constraints-laddr-0.9.6.txt"
+
+
+def _laddr_package(home: Path) -> Path:
+    return next((home / "venv" / "lib").glob("python3*/site-packages/laddr"))
+
+
+@pytest.fixture(scope="session")
+def laddr_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A laddr_home with venv/ holding laddr[kafka] 0.9.6 from PyPI, pinned as the role pins it.
+
+    One install serves the whole session (pip takes about 40 s). A test that depends on whether the
+    collection's upstream fixes are in the code asks for laddr_stock or laddr_fixes as well.
+    """
+    home = tmp_path_factory.mktemp("laddr-home")
+    subprocess.run([sys.executable, "-m", "venv", str(home / "venv")], check=True)
+    subprocess.run([str(home / "venv/bin/pip"), "install", "-q", "laddr[kafka]==0.9.6", "-c", str(LADDR_CONSTRAINTS)],
+                   check=True)
+    shutil.copytree(_laddr_package(home), home / "laddr-as-installed")
+    return home
+
+
+@pytest.fixture
+def laddr_stock(laddr_home: Path) -> Path:
+    """laddr_home with Laddr's code as pip installed it, whatever fixes an earlier test applied."""
+    package = _laddr_package(laddr_home)
+    shutil.rmtree(package)
+    shutil.copytree(laddr_home / "laddr-as-installed", package)
+    return laddr_home
+
+
+@pytest.fixture
+def laddr_fixes(laddr_home: Path, tmp_path: Path) -> Callable[[], str]:
+    """Applies the collection's upstream fixes to laddr_home's venv when called, with the laddr role's
+    own tasks/upstream_fixes.yml; returns ansible-playbook's output (the play must succeed)."""
+
+    def apply() -> str:
+        playbook = tmp_path / "upstream-fixes.yml"
+        playbook.write_text(
+            "- hosts: localhost\n  connection: local\n  gather_facts: false\n  tasks:\n"
+            "    - ansible.builtin.include_role:\n        name: laddr.kafka.laddr\n"
+            "        tasks_from: upstream_fixes.yml\n"
+            f"      vars:\n        laddr_home: {laddr_home}\n"
+        )
+        proc = subprocess.run(
+            [shutil.which("ansible-playbook") or str(Path(sys.executable).with_name("ansible-playbook")), "-i", "localhost,", "-e", f"ansible_python_interpreter={sys.executable}",
+             str(playbook)],
+            cwd=REPO, capture_output=True, text=True, env=dict(os.environ, ANSIBLE_NOCOLOR="1"),
+        )
+        assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+        return proc.stdout
+
+    return apply
+
+
+def _redis_answers(port: int) -> bool:
+    try:
+        with socket.create_connection((kafka_local.LOOPBACK, port), timeout=1) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real redis-server on a free 127.0.0.1 port for the whole session, without persistence;
+    yields "redis://127.0.0.1:PORT/0". Tests share it, so each one empties it first (redis_cli)."""
+    server = shutil.which("redis-server")
+    if server is None:
+        pytest.fail("redis-server is not installed: scripts/setup installs it")
+    work = tmp_path_factory.mktemp("redis")
+    port = kafka_local.free_port()
+    log = work / "redis.log"
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            [server, "--bind", kafka_local.LOOPBACK, "--port", str(port), "--dir", str(work),
+             "--save", "", "--appendonly", "no", "--daemonize", "no"],
+            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            preexec_fn=kafka_local._die_with_parent,
+        )
+    try:
+        deadline = time.monotonic() + 20
+        while not _redis_answers(port):
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail("redis-server did not start:\n" + kafka_local.tail(log))
+            time.sleep(0.1)
+        yield f"redis://{kafka_local.LOOPBACK}:{port}/0"
+    finally:
+        process.kill()
+        process.wait(10)
+
+
+@pytest.fixture
+def redis_cli(redis_url: str) -> Callable[..., str]:
+    """Runs one redis-cli command on the session's Redis and returns its raw output;
+    the database is emptied for each test that asks for this."""
+
+    def run(*args: str) -> str:
+        return subprocess.run(["redis-cli", "-u", redis_url, *args], check=True, capture_output=True,
+                              text=True).stdout.strip()
+
+    run("FLUSHALL")
+    return run
 
 
 _FIGURES: list = []

@@ -24,17 +24,6 @@ import kafka_local  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 PROJECT = REPO / "examples" / "laddr-project"
-CONSTRAINTS = REPO / "roles" / "laddr" / "files" / "constraints-laddr-0.9.6.txt"
-
-
-@pytest.fixture(scope="module")
-def laddr_home(tmp_path_factory) -> Path:
-    """A laddr_home with venv/ holding laddr[kafka] 0.9.6 from PyPI, pinned as the role pins it."""
-    home = tmp_path_factory.mktemp("laddr-home")
-    subprocess.run([sys.executable, "-m", "venv", str(home / "venv")], check=True)
-    subprocess.run([str(home / "venv/bin/pip"), "install", "-q", "laddr[kafka]==0.9.6", "-c", str(CONSTRAINTS)],
-                   check=True)
-    return home
 
 
 @pytest.fixture(scope="module")
@@ -83,22 +72,8 @@ def wait_for_api(port: int, api: subprocess.Popen, log: Path) -> None:
     raise AssertionError("API did not start:\n" + log.read_text()[-3000:])
 
 
-def apply_fix(laddr_home: Path, tmp_path: Path) -> str:
-    playbook = tmp_path / "fix.yml"
-    playbook.write_text(
-        "- hosts: localhost\n  connection: local\n  gather_facts: false\n  tasks:\n"
-        "    - ansible.builtin.include_role:\n        name: laddr.kafka.laddr\n"
-        "        tasks_from: upstream_fixes.yml\n"
-        f"      vars:\n        laddr_home: {laddr_home}\n"
-    )
-    proc = subprocess.run(["ansible-playbook", "-i", "localhost,", "-e", f"ansible_python_interpreter={sys.executable}",
-                           str(playbook)], cwd=REPO, capture_output=True,
-                          text=True, env=dict(os.environ, ANSIBLE_NOCOLOR="1"))
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
-    return proc.stdout
-
-
-def test_api_wait_times_out_on_stock_laddr_and_answers_with_the_fix(laddr_home, topics, tmp_path):
+def test_api_wait_times_out_on_stock_laddr_and_answers_with_the_fix(laddr_stock, laddr_fixes, topics, tmp_path):
+    laddr_home = laddr_stock
     env = dict(os.environ, QUEUE_BACKEND="kafka", KAFKA_BOOTSTRAP=topics, LLM_BACKEND="noop",
                DATABASE_URL=f"sqlite:///{tmp_path}/laddr.db", PYTHONUNBUFFERED="1", PYTHONDONTWRITEBYTECODE="1")
     env.pop("REDIS_URL", None)
@@ -115,9 +90,9 @@ def test_api_wait_times_out_on_stock_laddr_and_answers_with_the_fix(laddr_home, 
         assert "Received 1 task" in worker_log.read_text(), \
             "the worker never took the task, so the timeout proves nothing:\n" + worker_log.read_text()[-3000:]
 
-        first = apply_fix(laddr_home, tmp_path)
+        first = laddr_fixes()
         assert "changed=1" in first, first[-3000:]
-        again = apply_fix(laddr_home, tmp_path)
+        again = laddr_fixes()
         assert "changed=0" in again, again[-3000:]
 
         stop(worker)  # the worker publishes responses: it must run the fixed code

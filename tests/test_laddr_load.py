@@ -1,0 +1,224 @@
+"""The migration's load generator (tests/integration/laddr_load.py) against a real Laddr on loopback.
+
+The real API (uvicorn) and the example project's agents, each run by the collection's launcher, on a real
+Redis or a real Kafka broker, with laddr 0.9.6 from PyPI; the load generator runs with the same venv, as
+it does on a lab host. It must report a healthy run as clean, and a broken one the way a user would
+notice: tasks accepted by the API and never answered, a stretch where the API refused submissions.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from confluent_kafka.admin import AdminClient, NewTopic
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import kafka_local  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+PROJECT = REPO / "examples" / "laddr-project"
+LAUNCHER = REPO / "roles" / "laddr" / "files" / "laddr_worker.py"
+LOAD = REPO / "tests" / "integration" / "laddr_load.py"
+AGENTS = ["writer", "researcher", "analyzer"]
+RATE = 10
+
+
+class Process:
+    """A process of the stack, its output in <name>.log under the test's directory."""
+
+    def __init__(self, name: str, argv: list[str], env: dict, work: Path):
+        self.name, self.argv, self.env, self.log = name, argv, env, work / f"{name}.log"
+        self.process = self.start()
+
+    def start(self) -> subprocess.Popen:
+        with open(self.log, "a") as out:
+            return subprocess.Popen(self.argv, cwd=PROJECT, env=self.env, stdin=subprocess.DEVNULL, stdout=out,
+                                    stderr=subprocess.STDOUT, start_new_session=True)
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")[-3000:]
+
+    def wait_for(self, text: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while text not in self.log.read_text(errors="replace"):
+            assert self.process.poll() is None, f"{self.name} exited with {self.process.returncode}:\n{self.output()}"
+            assert time.monotonic() < deadline, f"{self.name}: no {text!r} in {timeout} s:\n{self.output()}"
+            time.sleep(0.1)
+
+    def stop(self, signum: int = signal.SIGTERM) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signum)
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+
+
+class Stack:
+    """The Laddr API and one launcher per agent, on the bus that `bus` (environment variables) names."""
+
+    def __init__(self, python: str, work: Path, agents: list[str], **bus: str):
+        self.python, self.work, self.agents = python, work, agents
+        self.port = kafka_local.free_port()
+        self.api_url = f"http://127.0.0.1:{self.port}"
+        self.processes: dict[str, Process] = {}
+        self.env = {name: value for name, value in os.environ.items()
+                    if name not in ("QUEUE_BACKEND", "REDIS_URL", "KAFKA_BOOTSTRAP")}
+        self.env.update(bus, LLM_BACKEND="noop", PYTHONUNBUFFERED="1", PYTHONDONTWRITEBYTECODE="1")
+
+    def run(self, name: str, argv: list[str]) -> Process:
+        # A database each: processes writing one SQLite file at once could fail tasks with "database is locked".
+        env = dict(self.env, DATABASE_URL=f"sqlite:///{self.work}/{name}.db")
+        self.processes[name] = Process(name, argv, env, self.work)
+        return self.processes[name]
+
+    def start(self) -> "Stack":
+        self.start_api()
+        for agent in self.agents:
+            self.run(agent, [self.python, str(LAUNCHER), f"{agent}-1"])
+        for agent in self.agents:
+            self.processes[agent].wait_for(f"worker {agent} serving")
+        return self
+
+    def start_api(self) -> None:
+        api = self.run("api", [str(Path(self.python).with_name("uvicorn")), "laddr.api.main:app",
+                               "--host", "127.0.0.1", "--port", str(self.port)])
+        deadline = time.monotonic() + 60
+        while True:
+            assert api.process.poll() is None, api.output()
+            try:
+                urllib.request.urlopen(f"{self.api_url}/api/health", timeout=2)
+                return
+            except OSError:
+                assert time.monotonic() < deadline, "API did not start:\n" + api.output()
+                time.sleep(0.3)
+
+    def stop(self) -> None:
+        for process in self.processes.values():
+            process.stop()
+
+
+class Load:
+    """laddr_load.py, run as on a lab host; finish() makes the stop file and returns the result."""
+
+    def __init__(self, stack: Stack, redis_url: str, kafka_bootstrap: str, settle: float):
+        self.out, self.stop_file, self.log = stack.work / "load.json", stack.work / "stop", stack.work / "load.log"
+        self.settle = settle
+        argv = [stack.python, str(LOAD), "--api", stack.api_url, "--agents", ",".join(stack.agents),
+                "--rate", str(RATE), "--redis-url", redis_url, "--kafka-bootstrap", kafka_bootstrap,
+                "--out", str(self.out), "--stop-file", str(self.stop_file), "--settle", str(settle)]
+        with open(self.log, "w") as out:
+            self.process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                            start_new_session=True)
+
+    def finish(self) -> dict:
+        self.stop_file.touch()
+        try:
+            code = self.process.wait(self.settle + 30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            pytest.fail("the load generator did not stop:\n" + self.log.read_text())
+        output = self.log.read_text()
+        assert code == 0, output
+        # Quiet: one summary line, no noise from a bus that is away.
+        assert output.startswith("laddr_load: accepted ") and output.count("\n") == 1, output
+        return json.loads(self.out.read_text())
+
+
+@pytest.fixture
+def redis_stack(laddr_home, redis_url, redis_cli, tmp_path):
+    stack = Stack(str(laddr_home / "venv/bin/python"), tmp_path, AGENTS, QUEUE_BACKEND="redis", REDIS_URL=redis_url)
+    try:
+        yield stack.start()
+    finally:
+        stack.stop()
+
+
+def nowhere() -> str:
+    """A loopback address where no Kafka listens: the load generator must wait for it quietly."""
+    return f"127.0.0.1:{kafka_local.free_port()}"
+
+
+def test_load_on_a_healthy_laddr_is_clean(redis_stack, redis_url, figures):
+    load = Load(redis_stack, redis_url, nowhere(), settle=15)
+    time.sleep(10)
+    result = load.finish()
+    figures.append(("load on healthy Laddr (Redis): accepted, answered, longest gap s",
+                    (result["accepted"], result["answered"], result["longest_gap_without_answer_s"])))
+    assert result["accepted"] > 20, result
+    assert result["lost"]["count"] == 0, result["lost"]
+    assert result["wrong"]["count"] == 0, result["wrong"]
+    assert result["duplicates"]["count"] == 0, result["duplicates"]
+    assert result["answered"] == result["accepted"] == result["answers_by_bus"]["redis"]
+    assert result["answers_by_bus"]["kafka"] == 0 and result["kafka_topic_found"] is None
+    assert result["unknown_answers"] == 0 and result["refused_attempts"] == 0
+
+
+def test_load_reports_the_tasks_of_an_agent_whose_workers_died(redis_stack, redis_url, figures):
+    load = Load(redis_stack, redis_url, nowhere(), settle=3)
+    time.sleep(3)
+    redis_stack.processes["writer"].stop(signal.SIGKILL)
+    time.sleep(5)
+    result = load.finish()
+    lost = result["lost"]
+    figures.append(("load with the writer's worker killed for 5 s: accepted, lost", (result["accepted"], lost["count"])))
+    assert lost["count"] > 0, result
+    assert lost["count"] == len(lost["tasks"]) <= 50
+    assert {task["agent"] for task in lost["tasks"]} == {"writer"}, lost
+    assert all(task["token"].endswith("-writer") for task in lost["tasks"]), lost
+    assert result["answered"] == result["accepted"] - lost["count"]
+    assert result["wrong"]["count"] == 0 and result["duplicates"]["count"] == 0, result
+
+
+def test_load_records_the_stretch_when_the_api_is_down_and_loses_nothing(redis_stack, redis_url, figures):
+    load = Load(redis_stack, redis_url, nowhere(), settle=15)
+    time.sleep(3)
+    redis_stack.processes["api"].stop()
+    time.sleep(3)
+    redis_stack.start_api()
+    time.sleep(3)
+    result = load.finish()
+    figures.append(("load with the API down ~3 s: refused attempts, longest refusal s",
+                    (result["refused_attempts"], result["longest_refusal_s"])))
+    assert result["refused_attempts"] > 0 and result["longest_refusal_s"] >= 2, result
+    assert result["lost"]["count"] == 0, result["lost"]
+    assert result["wrong"]["count"] == 0 and result["duplicates"]["count"] == 0, result
+    assert result["accepted"] > 20, result
+
+
+@pytest.fixture
+def kafka_stack(laddr_home, laddr_fixes, kafka_broker, redis_url, redis_cli, tmp_path):
+    laddr_fixes()  # responses carry their task_id only with the collection's fix
+    agents = ["researcher", "analyzer"]
+    admin = AdminClient({"bootstrap.servers": kafka_broker.bootstrap})
+    existing = admin.list_topics(timeout=10).topics
+    topics = [f"laddr.tasks.{agent}" for agent in agents] + ["laddr.responses"]
+    for future in admin.create_topics([NewTopic(name, 1, 1) for name in topics if name not in existing]).values():
+        future.result()
+    stack = Stack(str(laddr_home / "venv/bin/python"), tmp_path, agents, QUEUE_BACKEND="kafka",
+                  KAFKA_BOOTSTRAP=kafka_broker.bootstrap)
+    try:
+        yield stack.start()
+    finally:
+        stack.stop()
+
+
+def test_load_on_laddr_over_kafka_is_seen_on_kafka(kafka_stack, kafka_broker, redis_url, figures):
+    load = Load(kafka_stack, redis_url, kafka_broker.bootstrap, settle=20)
+    time.sleep(8)
+    result = load.finish()
+    figures.append(("load on healthy Laddr (Kafka): accepted, answered, longest gap s",
+                    (result["accepted"], result["answered"], result["longest_gap_without_answer_s"])))
+    assert result["accepted"] > 20, result
+    assert result["lost"]["count"] == 0, result["lost"]
+    assert result["wrong"]["count"] == 0 and result["duplicates"]["count"] == 0, result
+    assert result["answered"] == result["accepted"] == result["answers_by_bus"]["kafka"], result
+    assert result["answers_by_bus"]["redis"] == 0 and result["kafka_topic_found"], result
