@@ -281,6 +281,8 @@ class Load:
             "longest_refusal_s": round(longest_refusal["end"] - longest_refusal["start"], 3) if longest_refusal else 0,
             "longest_gap_without_answer_s": round(gap_end - gap_start, 3),
             "longest_gap": {"start": wall(gap_start), "end": wall(gap_end)},
+            # When each accepted task was first answered (Unix seconds): gaps within any window.
+            "answer_times": [round(moment, 3) for moment in first_answers],
         }
 
 
