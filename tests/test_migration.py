@@ -105,14 +105,15 @@ def story(figures, tmp_path_factory):
     checks = {}
     runs["migrate: preflight, kafka, topics (fresh hosts)"] = playbook("migrate.yml", "--tags", "preflight,kafka,topics")
 
-    # A broker that cannot start (its user may no longer enter its log directory) stops the migration.
-    mode = on_host("lab2", "stat -c %a /var/lib/kafka/data").stdout.strip()
-    on_host("lab2", "systemctl stop kafka && chmod 000 /var/lib/kafka/data")
+    # A broker that cannot start (a drop-in the roles do not manage makes its unit fail) stops the migration.
+    on_host("lab2", "systemctl stop kafka && mkdir -p /etc/systemd/system/kafka.service.d && "
+                    "printf '[Service]\\nExecStartPre=/bin/false\\n' > /etc/systemd/system/kafka.service.d/broken.conf && "
+                    "systemctl daemon-reload")
     runs["migrate interrupted"] = playbook("migrate.yml", "-e", "kafka_health_timeout=60", check=False)
     checks["buses after the interrupted run"] = {
         host: on_host(host, "sed -n 's/^QUEUE_BACKEND=//p' /etc/laddr/laddr.env").stdout.strip() for host in HOSTS}
     checks["verify after the interrupted run"] = playbook("verify.yml", check=False)
-    on_host("lab2", f"chmod {mode} /var/lib/kafka/data")
+    on_host("lab2", "rm -r /etc/systemd/system/kafka.service.d && systemctl daemon-reload")
     runs["migrate"] = playbook("migrate.yml")
     runs["migrate again"] = playbook("migrate.yml")
 
