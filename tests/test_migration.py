@@ -199,3 +199,11 @@ def test_the_story_ends_on_redis_with_kafka_kept(story):
         assert re.search(r"^QUEUE_BACKEND=redis$", env, re.M) and re.search(r"^# KAFKA_BOOTSTRAP=", env, re.M), env
         assert on_host(host, "systemctl is-active kafka zookeeper").stdout.split() == ["active", "active"]
         assert on_host(host, "ls /etc/laddr/drain.env", check=False).returncode != 0
+
+
+def test_rollback_refuses_without_confirmation():
+    """Before any host is contacted: the lab need not be up."""
+    refused = playbook("rollback.yml", check=False)
+    assert refused.returncode != 0
+    assert "rollback.yml moves Laddr from Kafka back to Redis. Nothing was changed." in refused.stdout, refused.stdout
+    assert not re.search(r"^lab\d\s+:", refused.stdout, re.M), refused.stdout
