@@ -158,6 +158,14 @@ def test_lab_lifecycle(lab_env):
     lab(lab_env, "up", "3")
     assert status(lab_env)["up"] is True
 
+    # A reboot: the host's systemd goes down and the same tree boots again, files and enabled units kept.
+    on_host(lab_env, "lab2", "touch /root/kept")
+    booted = on_host(lab_env, "lab2", "ps -o lstart= -p 1").stdout
+    lab(lab_env, "reboot", "lab2")
+    assert on_host(lab_env, "lab2", "ls /root/kept").returncode == 0
+    assert on_host(lab_env, "lab2", "ps -o lstart= -p 1").stdout not in ("", booted)
+    assert status(lab_env)["up"] is True
+
     lab(lab_env, "down")
     assert traces() == NOTHING
     assert Path("/proc/sys/net/ipv4/ip_forward").read_text() == forward_before
