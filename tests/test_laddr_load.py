@@ -109,11 +109,11 @@ class Stack:
 class Load:
     """laddr_load.py, run as on a lab host; finish() makes the stop file and returns the result."""
 
-    def __init__(self, stack: Stack, redis_url: str, kafka_bootstrap: str, settle: float):
+    def __init__(self, stack: Stack, redis_url: str, kafka_bootstrap: str, settle: float, extra=("--rate", str(RATE))):
         self.out, self.stop_file, self.log = stack.work / "load.json", stack.work / "stop", stack.work / "load.log"
         self.settle = settle
         argv = [stack.python, str(LOAD), "--api", stack.api_url, "--agents", ",".join(stack.agents),
-                "--rate", str(RATE), "--redis-url", redis_url, "--kafka-bootstrap", kafka_bootstrap,
+                *extra, "--redis-url", redis_url, "--kafka-bootstrap", kafka_bootstrap,
                 "--out", str(self.out), "--stop-file", str(self.stop_file), "--settle", str(settle)]
         with open(self.log, "w") as out:
             self.process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
@@ -160,6 +160,20 @@ def test_load_on_a_healthy_laddr_is_clean(redis_stack, redis_url, figures):
     assert result["answered"] == result["accepted"] == result["answers_by_bus"]["redis"]
     assert result["answers_by_bus"]["kafka"] == 0 and result["kafka_topic_found"] is None
     assert result["unknown_answers"] == 0 and result["refused_attempts"] == 0
+
+
+def test_a_burst_of_a_fixed_count_gives_throughput_and_latency(redis_stack, redis_url, figures):
+    """The benchmark's mode: a fixed number of tasks, several submissions at once, no rate."""
+    load = Load(redis_stack, redis_url, nowhere(), settle=60, extra=("--rate", "0", "--concurrency", "8", "--count", "150"))
+    code = load.process.wait(120)  # it stops by itself after the count, once everything is answered
+    result = json.loads(load.out.read_text())
+    figures.append(("burst of 150 on Laddr (Redis, loopback): tasks/s, latency p50/p99 s",
+                    (result["throughput_per_s"], result["latency_s"]["p50"], result["latency_s"]["p99"])))
+    assert code == 0
+    assert result["accepted"] == result["answered"] == 150, result
+    assert result["lost"]["count"] == result["wrong"]["count"] == result["duplicates"]["count"] == 0
+    assert 0 <= result["latency_s"]["p50"] <= result["latency_s"]["p99"] <= result["latency_s"]["max"] < 60
+    assert result["throughput_per_s"] > 0 and result["concurrency"] == 8
 
 
 def test_load_reports_the_tasks_of_an_agent_whose_workers_died(redis_stack, redis_url, figures):

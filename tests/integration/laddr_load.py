@@ -17,6 +17,7 @@ import contextlib
 import itertools
 import json
 import logging
+import math
 import os
 import signal
 import time
@@ -43,15 +44,18 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--api", required=True, help="Laddr API base URL, e.g. http://10.77.0.13:8000")
     parser.add_argument("--api-key", help="sent as X-API-Key")
     parser.add_argument("--agents", required=True, help="comma-separated agent names")
-    parser.add_argument("--rate", type=float, default=5, help="submissions per second, all agents together")
+    parser.add_argument("--rate", type=float, default=5,
+                        help="submissions per second, all agents together (0: as fast as the API takes them)")
+    parser.add_argument("--concurrency", type=int, default=1, help="submissions under way at once")
+    parser.add_argument("--count", type=int, default=0, help="stop after this many accepted tasks (0: no limit)")
     parser.add_argument("--redis-url", help="watch Redis pub/sub and keys (redis://...)")
     parser.add_argument("--kafka-bootstrap", help="watch laddr.responses on Kafka (host:port,...)")
     parser.add_argument("--out", required=True, help="result file (JSON)")
     parser.add_argument("--stop-file", required=True, help="stop submitting when this file exists")
     parser.add_argument("--settle", type=float, default=60, help="seconds to wait for answers after the stop")
     args = parser.parse_args()
-    if not [name for name in args.agents.split(",") if name] or args.rate <= 0:
-        parser.error("--agents needs at least one name and --rate must be above 0")
+    if not [name for name in args.agents.split(",") if name] or args.rate < 0 or args.concurrency < 1 or args.count < 0:
+        parser.error("--agents needs at least one name, --rate and --count 0 or more, --concurrency 1 or more")
     return args
 
 
@@ -67,6 +71,7 @@ class Load:
         self.kafka_positions: dict[TopicPartition, int] = {}
         self.started = time.time()
         self.stopped: float | None = None
+        self.next_slot = time.monotonic()
         self.stopping = asyncio.Event()
         self.finished = asyncio.Event()
         self.redis_listening = asyncio.Event()
@@ -165,16 +170,22 @@ class Load:
     async def submit_all(self) -> None:
         headers = {"X-API-Key": self.args.api_key} if self.args.api_key else {}
         timeout = aiohttp.ClientTimeout(total=10)
-        next_at = time.monotonic()
-        async with aiohttp.ClientSession(headers=headers, timeout=timeout) as session:
-            for seq in itertools.count(1):
-                agent = self.agents[(seq - 1) % len(self.agents)]
-                if not await self.submit(session, seq, agent):
-                    return
-                next_at = max(next_at + 1 / self.args.rate, time.monotonic())
-                await self.pause(next_at - time.monotonic(), self.stopping)
-                if self.stopping.is_set():
-                    return
+        numbers = itertools.count(1)
+        async with aiohttp.ClientSession(headers=headers, timeout=timeout,
+                                         connector=aiohttp.TCPConnector(limit=self.args.concurrency)) as session:
+            await asyncio.gather(*(self.submitter(session, numbers) for _ in range(self.args.concurrency)))
+
+    async def submitter(self, session: aiohttp.ClientSession, numbers: itertools.count) -> None:
+        """One of --concurrency loops sharing the numbering and the rate."""
+        for seq in numbers:
+            if self.stopping.is_set() or (self.args.count and seq > self.args.count):
+                return
+            if self.args.rate:
+                # Each submission takes the next free slot of the rate, whichever loop sends it.
+                self.next_slot = max(self.next_slot + 1 / self.args.rate, time.monotonic())
+                await self.pause(self.next_slot - time.monotonic(), self.stopping)
+            if not await self.submit(session, seq, self.agents[(seq - 1) % len(self.agents)]):
+                return
 
     async def submit(self, session: aiohttp.ClientSession, seq: int, agent: str) -> bool:
         """Submits until the API accepts; False if the load stopped first."""
@@ -259,6 +270,11 @@ class Load:
         # Stretches without an answer while the load ran, its start and its stop included as bounds.
         bounds = [self.started, *[t for t in first_answers if self.started <= t <= self.stopped], self.stopped]
         gap_start, gap_end = max(zip(bounds, bounds[1:]), key=lambda pair: pair[1] - pair[0])
+        # From the API's answer to the submission to the task's answer on the bus (an answer seen before
+        # the API's reply reached this client counts as 0).
+        latencies = sorted(max(0.0, min(moment for _, moment, _ in self.seen[task_id]) - task["accepted_at"])
+                           for task_id, task in self.accepted.items() if task_id in self.seen)
+        first_accepted = min((task["accepted_at"] for task in self.accepted.values()), default=None)
         longest_refusal = max(self.refusals, key=lambda stretch: stretch["end"] - stretch["start"], default=None)
         return {
             "started": wall(self.started), "stopped": wall(self.stopped),
@@ -281,9 +297,20 @@ class Load:
             "longest_refusal_s": round(longest_refusal["end"] - longest_refusal["start"], 3) if longest_refusal else 0,
             "longest_gap_without_answer_s": round(gap_end - gap_start, 3),
             "longest_gap": {"start": wall(gap_start), "end": wall(gap_end)},
+            "concurrency": self.args.concurrency,
+            "latency_s": {name: round(percentile(latencies, share), 4)
+                          for name, share in (("p50", 0.5), ("p99", 0.99), ("max", 1.0))} if latencies else None,
+            # Answered tasks per second from the first acceptance to the last first answer.
+            "throughput_per_s": round(len(first_answers) / (first_answers[-1] - first_accepted), 2)
+            if first_answers and first_answers[-1] > first_accepted else None,
             # When each accepted task was first answered (Unix seconds): gaps within any window.
             "answer_times": [round(moment, 3) for moment in first_answers],
         }
+
+
+def percentile(ordered: list[float], share: float) -> float:
+    """Nearest-rank percentile of an ordered list."""
+    return ordered[max(0, min(len(ordered), math.ceil(share * len(ordered))) - 1)]
 
 
 def write_atomically(path: str, result: dict) -> None:
