@@ -1,24 +1,36 @@
 """The whole story on three lab hosts (ZooKeeper and Kafka on all three, the application beside them),
-driven by the playbooks as a user runs them, under a steady load through the API that records every
-task the API accepted:
-  the Redis state; migrate.yml's first phases (preflight, kafka, topics); a broker made to fail and
+driven by the playbooks as a user runs them, with fault drills along the way, under a steady load
+through the API that records every task the API accepted:
+  the Redis state; Redis restarted; 28 broken inventories and variables, each refused by migrate.yml's
+  preflight with no host changed; migrate.yml's phases one at a time; a broker made to fail and
   migrate.yml run whole, which must stop with Laddr still answering on Redis; the broker mended and
-  migrate.yml re-run, which must complete; its second re-run; verify.yml failing, saying what is
-  wrong, on a stopped worker, too few partitions, a group short of members and a missing topic;
-  scale.yml up (more workers than partitions), again, and down; rollback.yml and its re-run.
-Then every accepted task must have been answered with what was sent, every second run must have
-changed nothing, and the story must end on Redis with Kafka kept. Figures (wall times, refusals,
-longest stretch without an answer in each cutover) are printed."""
+  migrate.yml killed in the middle of its cutover; the re-run, which must complete, and its second
+  re-run; on Kafka, a broker SIGKILLed, the ZooKeeper leader SIGKILLed, a worker SIGKILLed, a host
+  rebooted; verify.yml failing, saying what is wrong, on a stopped worker, too few partitions, a group
+  short of members and a missing topic; scale.yml up (more workers than partitions), again, and down;
+  rollback.yml stopping Kafka, and its re-run; migrate.yml again from there; rollback.yml keeping Kafka.
+Then every accepted task must have been answered with what was sent (the SIGKILLed worker may lose the
+one task it held: Laddr acknowledges on read), every second run must have changed nothing, and the story
+must end on Redis with Kafka kept. Figures (wall times, refusals, longest stretch without an answer in
+each cutover, recovery times of the drills) are printed."""
 import json
 import shutil
 import os
 import re
+import signal
+import socket
 import subprocess
+import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "integration"))
+from bad_inputs import CASES as BAD_INPUTS, collapsed, host_state, inventory_with  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 LAB = REPO / "scripts" / "lab"
@@ -31,10 +43,10 @@ SCALED = {"coordinator": 1, "researcher": 3, "analyzer": 1, "writer": 0, "valida
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root")
 
 
-def playbook(name, *args, check=True):
+def playbook(name, *args, inventory=INVENTORY, check=True):
     started = time.monotonic()
     began = time.time()
-    proc = subprocess.run(["ansible-playbook", "-i", str(INVENTORY), f"playbooks/{name}", *args], cwd=REPO,
+    proc = subprocess.run(["ansible-playbook", "-i", str(inventory), f"playbooks/{name}", *args], cwd=REPO,
                           capture_output=True, text=True, timeout=2400,
                           env=dict(os.environ, ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1"))
     proc.seconds = time.monotonic() - started
@@ -102,33 +114,51 @@ def story(figures, tmp_path_factory):
     subprocess.run([str(LAB), "up", "3"], check=True, capture_output=True, timeout=600)
     runs = {"redis_state": playbook("redis_state.yml")}
     load = LoadRun()
-    checks = {}
-    runs["migrate: preflight, kafka, topics (fresh hosts)"] = playbook("migrate.yml", "--tags", "preflight,kafka,topics")
+    checks, drills = {}, {}
+    drills["redis restart"] = restart_redis()
+    checks["bad input"] = bad_inputs(tmp_path_factory.mktemp("bad-input"))
 
+    # The migration stopped at each phase boundary in turn: every phase alone, then the whole.
+    for phase in ("preflight", "kafka", "topics"):
+        runs[f"migrate: {phase} alone"] = playbook("migrate.yml", "--tags", phase)
     # A broker that cannot start (a drop-in the roles do not manage makes its unit fail) stops the migration.
     on_host("lab2", "systemctl stop kafka && mkdir -p /etc/systemd/system/kafka.service.d && "
                     "printf '[Service]\\nExecStartPre=/bin/false\\n' > /etc/systemd/system/kafka.service.d/broken.conf && "
                     "systemctl daemon-reload")
     runs["migrate interrupted"] = playbook("migrate.yml", "-e", "kafka_health_timeout=60", check=False)
-    checks["buses after the interrupted run"] = {
-        host: on_host(host, "sed -n 's/^QUEUE_BACKEND=//p' /etc/laddr/laddr.env").stdout.strip() for host in HOSTS}
+    checks["buses after the interrupted run"] = buses()
     checks["verify after the interrupted run"] = playbook("verify.yml", check=False)
     on_host("lab2", "rm -r /etc/systemd/system/kafka.service.d && systemctl daemon-reload")
+    # The controller dies in the middle of the cutover: workers already on Kafka, the API still on Redis.
+    runs["migrate killed in the cutover"], checks["buses when the cutover was killed"] = kill_migrate_in_cutover()
     runs["migrate"] = playbook("migrate.yml")
     runs["migrate again"] = playbook("migrate.yml")
+
+    drills["broker killed"] = kill_broker("lab2")
+    drills["zookeeper leader killed"] = kill_zookeeper_leader()
+    drills["worker killed"] = kill_worker("lab1", "researcher-1")
+    drills["host rebooted"] = reboot("lab2")
 
     checks["verify"] = verify_failures(tmp_path_factory.mktemp("project"))
 
     runs["scale up"] = playbook("scale.yml", *counts(SCALED))
     runs["scale up again"] = playbook("scale.yml", *counts(SCALED))
     runs["scale down"] = playbook("scale.yml")
+    # Back to Redis with Kafka stopped, then to Kafka again from there, and back to Redis keeping Kafka.
+    runs["rollback, Kafka stopped"] = playbook("rollback.yml", "-e", "laddr_rollback_confirm=true",
+                                               "-e", "laddr_rollback_stop_kafka=true")
+    checks["kafka after the stopping rollback"] = {host: on_host(host, STOPPED_KAFKA, check=False).stdout for host in HOSTS}
+    checks["kafka ui after the stopping rollback"] = on_host("lab3", "systemctl is-active kafka-ui; systemctl is-enabled kafka-ui",
+                                                             check=False).stdout
+    runs["rollback, Kafka stopped, again"] = playbook("rollback.yml", "-e", "laddr_rollback_confirm=true",
+                                                      "-e", "laddr_rollback_stop_kafka=true")
+    runs["migrate after Kafka was stopped"] = playbook("migrate.yml")
     runs["rollback"] = playbook("rollback.yml", "-e", "laddr_rollback_confirm=true")
-    runs["rollback again"] = playbook("rollback.yml", "-e", "laddr_rollback_confirm=true")
     time.sleep(20)
     result = load.stop()
     for name, run in runs.items():
         figures.append((f"migration story: {name} (s)", round(run.seconds, 1)))
-    for name in ("migrate", "rollback"):
+    for name in ("migrate", "migrate after Kafka was stopped", "rollback, Kafka stopped", "rollback"):
         figures.append((f"migration story: longest stretch without an answer during {name} (s)",
                         longest_gap(result["answer_times"], *runs[name].window)))
     for key in ("accepted", "answered", "refused_attempts", "longest_refusal_s", "longest_gap_without_answer_s",
@@ -136,8 +166,198 @@ def story(figures, tmp_path_factory):
         figures.append((f"migration story load: {key}", result.get(key)))
     for key in ("lost", "wrong", "duplicates"):
         figures.append((f"migration story load: {key}", result[key]["count"]))
-    yield runs, result, checks
+    for name, drill in drills.items():
+        drill["answers"] = sum(1 for t in result["answer_times"] if drill["start"] <= t <= drill["end"])
+        drill["longest gap (s)"] = longest_gap(result["answer_times"], drill["start"], drill["end"])
+        for key, value in drill.items():
+            if key not in ("start", "end", "problems"):
+                figures.append((f"fault drill, {name}: {key}", value))
+    yield runs, result, checks, drills
     subprocess.run([str(LAB), "down"], capture_output=True, timeout=600)
+
+
+STOPPED_KAFKA = ("systemctl is-active kafka zookeeper; systemctl is-enabled kafka zookeeper; "
+                 "ls /var/lib/kafka/data | grep -c '^laddr[.]tasks[.]'; ls /var/lib/zookeeper/data")
+
+
+def buses():
+    return {host: on_host(host, "sed -n 's/^QUEUE_BACKEND=//p' /etc/laddr/laddr.env").stdout.strip() for host in HOSTS}
+
+
+def kill_migrate_in_cutover():
+    """migrate.yml SIGKILLed (with its ssh sessions) once the workers have moved and before the API does."""
+    started = time.monotonic()
+    proc = subprocess.Popen(["ansible-playbook", "-i", str(INVENTORY), "playbooks/migrate.yml"], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+                            env=dict(os.environ, ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1"))
+    output = []
+    for line in proc.stdout:
+        output.append(line)
+        if line.startswith("PLAY [The API moves to the new bus]"):
+            os.killpg(proc.pid, signal.SIGKILL)
+            break
+    proc.wait(60)
+    run = subprocess.CompletedProcess(proc.args, proc.returncode, "".join(output), "")
+    run.seconds, run.window = time.monotonic() - started, (0, 0)
+    if not output or not output[-1].startswith("PLAY [The API moves"):
+        pytest.fail("migrate.yml ended before its cutover reached the API:\n" + "".join(output)[-6000:])
+    return run, buses()
+
+
+def sigkill(host, unit):
+    """SIGKILL to the unit's main process (systemctl kill cannot signal in the lab's containers)."""
+    on_host(host, f"kill -KILL $(systemctl show -p MainPID --value {unit})")
+
+
+def kafka_state(only=None):
+    """(brokers in the cluster, partitions whose in-sync replicas are fewer than their replicas), as the
+    brokers see it, or as the broker at address ONLY sees it."""
+    from confluent_kafka.admin import AdminClient
+
+    servers = [only] if only else list(addresses().values())
+    admin = AdminClient({"bootstrap.servers": ",".join(f"{a}:9092" for a in servers), "log_level": 0})
+    metadata = admin.list_topics(timeout=10)
+    if only and metadata.orig_broker_id not in metadata.brokers:
+        return 0, None  # a broker that has just started and does not know the cluster yet
+    short = sum(1 for topic in metadata.topics.values() for part in topic.partitions.values()
+                if len(part.isrs) < len(part.replicas))
+    return len(metadata.brokers), short
+
+
+def wait_until(condition, timeout, step=2):
+    """Seconds until condition() held, or None if it did not within timeout."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        try:
+            if condition():
+                return round(time.monotonic() - started, 1)
+        except Exception:  # noqa: BLE001 - a service on its way back may refuse or time out
+            pass
+        time.sleep(step)
+    return None
+
+
+def kafka_whole():
+    return kafka_state() == (3, 0)
+
+
+def units_active(host, units):
+    return on_host(host, f"systemctl is-active {units}", check=False).returncode == 0
+
+
+def workers_of(host):
+    listed = on_host(host, "systemctl list-units --plain --no-legend 'laddr-worker@*'").stdout
+    return " ".join(line.split()[0] for line in listed.splitlines())
+
+
+def restart_redis():
+    """Redis restarted under load in the Redis state: workers and API carry on by themselves."""
+    drill = {"start": time.time()}
+    on_host("lab3", "systemctl restart redis-server")
+    drill["services back (s)"] = wait_until(
+        lambda: all(units_active(host, f"redis-server laddr-api {workers_of(host)}" if host == "lab3" else workers_of(host))
+                    for host in HOSTS), 120)
+    time.sleep(30)  # answers after the restart, by workers that were not restarted
+    drill["end"] = time.time()
+    return drill
+
+
+def main_pid(host, unit):
+    return on_host(host, f"systemctl show -p MainPID --value {unit}").stdout.strip()
+
+
+def restarts(host, unit):
+    return int(on_host(host, f"systemctl show -p NRestarts --value {unit}").stdout)
+
+
+def kill_broker(host):
+    """SIGKILL of a broker under load; systemd brings it back, ISR recovers."""
+    killed, restarted = main_pid(host, "kafka"), restarts(host, "kafka")
+    drill = {"start": time.time()}
+    sigkill(host, "kafka")
+    # Back: a new process, whose own metadata answer lists every broker, with no partition short of replicas.
+    drill["broker back and ISR whole (s)"] = wait_until(
+        lambda: main_pid(host, "kafka") not in ("0", killed) and kafka_state(addresses()[host]) == (3, 0), 300)
+    drill["restarts by systemd"] = restarts(host, "kafka") - restarted
+    drill["end"] = time.time()
+    return drill
+
+
+def zookeeper_modes():
+    modes = {}
+    for host, address in addresses().items():
+        try:
+            with socket.create_connection((address, 2181), timeout=3) as conn:
+                conn.sendall(b"srvr")
+                reply = b"".join(iter(lambda: conn.recv(4096), b"")).decode()
+            modes[host] = re.search(r"^Mode: (\w+)", reply, re.M).group(1)
+        except (OSError, AttributeError):
+            modes[host] = "down"
+    return modes
+
+
+def kill_zookeeper_leader():
+    """SIGKILL of the ZooKeeper leader: the two others elect a leader; brokers and workers do not notice."""
+    before = zookeeper_modes()
+    leader = next(host for host, mode in before.items() if mode == "leader")
+    pids = {host: on_host(host, f"systemctl show -p MainPID --value kafka {workers_of(host)}").stdout for host in HOSTS}
+    drill = {"start": time.time(), "killed": leader}
+    sigkill(leader, "zookeeper")
+    drill["quorum again without it (s)"] = wait_until(
+        lambda: sorted(m for h, m in zookeeper_modes().items() if h != leader) == ["follower", "leader"], 60, step=0.5)
+    drill["member back as follower (s)"] = wait_until(lambda: zookeeper_modes()[leader] == "follower", 120)
+    drill["brokers and workers restarted"] = sum(
+        a != b for host in HOSTS
+        for a, b in zip(pids[host].split(), on_host(host, f"systemctl show -p MainPID --value kafka {workers_of(host)}").stdout.split()))
+    drill["kafka whole"] = kafka_whole()
+    drill["end"] = time.time()
+    return drill
+
+
+def kill_worker(host, worker):
+    """SIGKILL of one worker under load: systemd restarts it. Laddr acknowledges a task when it reads it, so a
+    worker killed with a task in hand loses that task: the drill counts them (at most one)."""
+    unit = f"laddr-worker@{worker}"
+    restarted = restarts(host, unit)
+    drill = {"start": time.time(), "agent": worker.rsplit("-", 1)[0]}
+    sigkill(host, unit)
+    drill["worker back (s)"] = wait_until(lambda: restarts(host, unit) > restarted and units_active(host, unit), 60, 1)
+    time.sleep(20)
+    drill["end"] = time.time()
+    return drill
+
+
+def reboot(host):
+    """A lab host rebooted under load: its services stop cleanly and come back by themselves."""
+    drill = {"start": time.time()}
+    workers = workers_of(host)
+    subprocess.run([str(LAB), "reboot", host], check=True, capture_output=True, timeout=600)
+    drill["host up (s)"] = round(time.time() - drill["start"], 1)
+    drill["services back (s)"] = wait_until(lambda: units_active(host, f"zookeeper kafka {workers}"), 300)
+    drill["kafka whole (s)"] = wait_until(kafka_whole, 300)
+    drill["end"] = time.time()
+    return drill
+
+
+def bad_inputs(tmp, at_once=4):
+    """Each broken inventory or variable: {case: (migrate.yml's run, host state before, host state after)}.
+    Cases run AT_ONCE at a time (each run mostly waits on its hosts); the hosts' state is read before and
+    after each batch, so a change is pinned to the batch whose runs could have made it."""
+    found = {}
+    cases = list(BAD_INPUTS.items())
+    with ThreadPoolExecutor(at_once) as pool:
+        for first in range(0, len(cases), at_once):
+            batch = cases[first:first + at_once]
+            before = host_state(on_host, HOSTS)
+            runs = pool.map(lambda item: playbook(
+                "migrate.yml", *item[1][1], check=False,
+                inventory=inventory_with(INVENTORY, tmp / re.sub(r"\W+", "-", item[0]), item[1][0]) if item[1][0]
+                else INVENTORY), batch)
+            runs = list(runs)
+            after = host_state(on_host, HOSTS)
+            for (case, _), run in zip(batch, runs):
+                found[case] = (run, before, after)
+    return found
 
 
 def verify_failures(project):
@@ -158,30 +378,110 @@ def verify_failures(project):
     return failures
 
 
+def lost_to_the_killed_worker(result, drill):
+    """Lost tasks of the killed worker's agent accepted in the half minute before the kill: what Laddr's
+    acknowledgement on read can lose with the task in hand (at most one)."""
+    def when(task):
+        return datetime.fromisoformat(task["accepted_at"]).timestamp()
+    return [task for task in result["lost"]["tasks"]
+            if task["agent"] == drill["agent"] and drill["start"] - 30 <= when(task) <= drill["start"]]
+
+
 def test_every_accepted_task_is_answered_as_sent(story):
-    _, result, _ = story
+    _, result, _, drills = story
     assert result["accepted"] >= 200, result
-    assert result["lost"]["count"] == 0, result["lost"]
+    # The one exception, reported: a worker SIGKILLed with a task in hand (the worker drill below).
+    assert result["lost"]["count"] == len(lost_to_the_killed_worker(result, drills["worker killed"])), result["lost"]
     assert result["wrong"]["count"] == 0, result["wrong"]
     assert result["answers_by_bus"]["redis"] > 0 and result["answers_by_bus"]["kafka"] > 0, result
 
 
 def test_second_runs_change_nothing(story):
-    runs, _, _ = story
-    for name in ("migrate again", "scale up again", "rollback again"):
+    runs, _, _, _ = story
+    for name in ("migrate again", "scale up again", "rollback, Kafka stopped, again"):
         assert set(changed(runs[name]).values()) == {0}, f"{name}: {changed(runs[name])}\n{runs[name].stdout[-4000:]}"
 
 
 def test_an_interrupted_migration_leaves_redis_serving_and_a_rerun_completes(story):
-    runs, _, checks = story
+    runs, _, checks, _ = story
     assert runs["migrate interrupted"].returncode != 0
     assert set(checks["buses after the interrupted run"].values()) == {"redis"}, checks["buses after the interrupted run"]
     assert checks["verify after the interrupted run"].returncode == 0, checks["verify after the interrupted run"].stdout[-4000:]
     assert "Laddr runs on kafka." in runs["migrate"].stdout
 
 
+def test_a_migration_stopped_at_any_phase_boundary_resumes(story):
+    runs, result, checks, _ = story
+    # Each phase alone passed (playbook() fails the story otherwise); the controller killed mid-cutover
+    # left the workers on Kafka and the API on Redis, and the next run finished the move.
+    assert runs["migrate killed in the cutover"].returncode != 0
+    assert set(checks["buses when the cutover was killed"].values()) == {"kafka"}, checks["buses when the cutover was killed"]
+    assert "Laddr runs on kafka." in runs["migrate"].stdout
+    assert result["wrong"]["count"] == 0
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUTS))
+def test_bad_input_fails_in_preflight_and_changes_no_host(story, case):
+    _, _, checks, _ = story
+    run, before, after = checks["bad input"][case]
+    assert run.returncode != 0, run.stdout[-3000:]
+    assert BAD_INPUTS[case][2] in collapsed(run.stdout + run.stderr), run.stdout[-4000:]
+    assert after == before
+
+
+def test_redis_restart_in_the_redis_state(story):
+    _, _, _, drills = story
+    drill = drills["redis restart"]
+    assert drill["services back (s)"] is not None
+    assert drill["answers"] > 0, drill
+
+
+def test_broker_killed_under_load(story):
+    _, result, _, drills = story
+    drill = drills["broker killed"]
+    assert drill["broker back and ISR whole (s)"] is not None, drill
+    assert drill["restarts by systemd"] >= 1
+    assert drill["answers"] > 0, drill
+    assert not [task for task in result["lost"]["tasks"] if drill["start"] - 30
+                <= datetime.fromisoformat(task["accepted_at"]).timestamp() <= drill["end"]]
+
+
+def test_zookeeper_leader_killed_under_load(story):
+    _, _, _, drills = story
+    drill = drills["zookeeper leader killed"]
+    assert drill["quorum again without it (s)"] is not None, drill
+    assert drill["member back as follower (s)"] is not None, drill
+    assert drill["brokers and workers restarted"] == 0 and drill["kafka whole"], drill
+    assert drill["answers"] > 0, drill
+
+
+def test_worker_killed_under_load(story):
+    _, result, _, drills = story
+    drill = drills["worker killed"]
+    assert drill["worker back (s)"] is not None, drill
+    assert drill["answers"] > 0, drill
+    assert len(lost_to_the_killed_worker(result, drill)) <= 1
+
+
+def test_host_rebooted_under_load(story):
+    _, _, _, drills = story
+    drill = drills["host rebooted"]
+    assert drill["services back (s)"] is not None and drill["kafka whole (s)"] is not None, drill
+    assert drill["answers"] > 0, drill
+
+
+def test_rollback_can_stop_kafka_and_migrate_again(story):
+    runs, _, checks, _ = story
+    for host, state in checks["kafka after the stopping rollback"].items():
+        lines = state.split()
+        assert lines[:4] == ["inactive", "inactive", "disabled", "disabled"], f"{host}: {state}"
+        assert int(lines[4]) >= len(AGENTS) and "version-2" in lines[5:], f"{host}: data gone: {state}"
+    assert checks["kafka ui after the stopping rollback"].split() == ["inactive", "disabled"]
+    assert "Laddr runs on kafka." in runs["migrate after Kafka was stopped"].stdout
+
+
 def test_verify_names_what_is_wrong_on_kafka(story):
-    _, _, checks = story
+    _, _, checks, _ = story
     expected = {
         "stopped worker": "writer-1: inactive",
         "too few partitions": "Topic laddr.tasks.writer is not as planned (would need: add_partitions)",
