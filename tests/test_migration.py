@@ -206,7 +206,7 @@ def kill_migrate_in_cutover():
 
 def sigkill(host, unit):
     """SIGKILL to the unit's main process (systemctl kill cannot signal in the lab's containers)."""
-    on_host(host, f"kill -KILL $(systemctl show -p MainPID --value {unit})")
+    on_host(host, f"kill -KILL {main_pid(host, unit)}")
 
 
 def kafka_state(only=None):
