@@ -6,132 +6,83 @@ import json
 import os
 import re
 import socket
-import subprocess
+import sys
 import threading
 import time
 import uuid
 from pathlib import Path
 
 import pytest
-import yaml
 
 confluent_kafka = pytest.importorskip("confluent_kafka")
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition  # noqa: E402
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 
-REPO = Path(__file__).resolve().parent.parent
-LAB = REPO / "scripts" / "lab"
-INVENTORY = REPO / "inventories" / "lab"
+sys.path.insert(0, str(Path(__file__).resolve().parent / "integration"))
+import lab  # noqa: E402
+from bad_inputs import collapsed, drop_from_group, host_state, host_var, inventory_with, without_host_var  # noqa: E402
+from lab import HOSTS, INVENTORY, bootstrap  # noqa: E402
+
 PLAYBOOK = "playbooks/kafka_cluster.yml"
-HOSTS = ["lab1", "lab2", "lab3"]
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root")
 
 
 def playbook(*args, inventory=INVENTORY, check=True):
-    started = time.monotonic()
-    proc = subprocess.run(["ansible-playbook", "-i", str(inventory), PLAYBOOK, *args], cwd=REPO,
-                          capture_output=True, text=True, timeout=1800,
-                          env=dict(os.environ, ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1"))
-    proc.seconds = time.monotonic() - started
+    proc = lab.run_playbook(PLAYBOOK, *args, inventory=inventory, timeout=1800)
     if check and proc.returncode != 0:
         pytest.fail(f"ansible-playbook {' '.join(args)} failed:\n{proc.stdout[-6000:]}\n{proc.stderr[-3000:]}")
     return proc
 
 
-def recap(output):
-    """Changed count per host from the PLAY RECAP."""
-    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\S+)\s+: ok=\d+\s+changed=(\d+)", output, re.M)}
-
-
 def on_host(host, command):
-    return subprocess.run([str(LAB), "ssh", host, command], capture_output=True, text=True, timeout=60)
+    return lab.ssh(host, command, timeout=60)
 
 
-def host_state():
-    """What a failed preflight must leave as it was: config files, installed releases, processes."""
-    state = {}
-    for host in HOSTS:
-        state[host] = on_host(host, "sha256sum /etc/kafka/server.properties /etc/zookeeper/zoo.cfg; ls /opt/kafka /opt/zookeeper; "
-                                    "systemctl show -p MainPID kafka zookeeper").stdout
-    return state
-
-
-def addresses():
-    hosts = yaml.safe_load((INVENTORY / "hosts.yml").read_text())["all"]["hosts"]
-    return {name: hosts[name]["ansible_host"] for name in HOSTS}
-
-
-def bootstrap():
-    return ",".join(f"{addr}:9092" for addr in addresses().values())
+def hosts_as_they_are():
+    """What a failed preflight must leave as it was: configuration and unit files, installed releases, processes."""
+    return host_state(on_host, HOSTS)
 
 
 @pytest.fixture(scope="module")
 def cluster(figures):
     # Fresh hosts, so that the first run is a fresh install.
-    subprocess.run([str(LAB), "down"], check=True, capture_output=True, timeout=600)
-    subprocess.run([str(LAB), "up", "3"], check=True, capture_output=True, timeout=600)
+    lab.lab("down")
+    lab.lab("up", "3")
     fresh = playbook()
     figures.append(("kafka_cluster.yml fresh install, 3 hosts (s)", round(fresh.seconds, 1)))
     yield fresh
-    subprocess.run([str(LAB), "down"], capture_output=True, timeout=600)
+    lab.lab("down", check=False)
 
 
 def test_fresh_install_then_a_rerun_changes_nothing(cluster, figures):
-    assert set(recap(cluster.stdout)) >= set(HOSTS)
+    assert set(lab.changed(cluster.stdout)) >= set(HOSTS)
     again = playbook()
     figures.append(("kafka_cluster.yml unchanged re-run (s)", round(again.seconds, 1)))
-    assert recap(again.stdout) == {host: 0 for host in HOSTS}, again.stdout[-3000:]
+    assert lab.changed(again.stdout) == {host: 0 for host in HOSTS}, again.stdout[-3000:]
 
 
 def test_check_mode_on_the_converged_cluster_reports_no_change(cluster):
     proc = playbook("--check", "--diff")
-    assert recap(proc.stdout) == {host: 0 for host in HOSTS}, proc.stdout[-3000:]
+    assert lab.changed(proc.stdout) == {host: 0 for host in HOSTS}, proc.stdout[-3000:]
 
 
 def test_check_mode_shows_the_changed_file_and_restarts_nothing(cluster):
-    before = host_state()
+    before = hosts_as_they_are()
     proc = playbook("--check", "--diff", "-e", "kafka_log_retention_hours=100")
     assert proc.stdout.count("-log.retention.hours=168") == 3, proc.stdout[-4000:]
     assert proc.stdout.count("+log.retention.hours=100") == 3
     assert "/etc/kafka/server.properties" in proc.stdout
     assert "/etc/zookeeper/zoo.cfg" not in proc.stdout
-    assert all(changed >= 1 for changed in recap(proc.stdout).values())
+    assert all(changed >= 1 for changed in lab.changed(proc.stdout).values())
     assert "Broker is restarted" not in proc.stdout
-    assert host_state() == before
-
-
-def inventory_with(tmp_path, change):
-    """A copy of the lab inventory with CHANGE applied to its parsed hosts.yml and host vars."""
-    data = yaml.safe_load((INVENTORY / "hosts.yml").read_text())
-    host_vars = {h: yaml.safe_load((INVENTORY / "host_vars" / f"{h}.yml").read_text()) for h in HOSTS}
-    change(data, host_vars)
-    target = tmp_path / "inventory"
-    (target / "host_vars").mkdir(parents=True)
-    (target / "group_vars").mkdir()
-    (target / "hosts.yml").write_text(yaml.safe_dump(data))
-    (target / "group_vars" / "all.yml").write_text((INVENTORY / "group_vars" / "all.yml").read_text())
-    for host, values in host_vars.items():
-        (target / "host_vars" / f"{host}.yml").write_text(yaml.safe_dump(values))
-    return target
-
-
-def even_ensemble(data, host_vars):
-    del data["all"]["children"]["zookeeper"]["hosts"]["lab3"]
-
-
-def missing_zookeeper_id(data, host_vars):
-    del host_vars["lab2"]["zookeeper_id"]
-
-
-def duplicate_broker_id(data, host_vars):
-    host_vars["lab3"]["kafka_broker_id"] = 1
+    assert hosts_as_they_are() == before
 
 
 BAD_INPUTS = {
-    "even ensemble": (even_ensemble, [], "has 2 hosts (lab1, lab2); a ZooKeeper ensemble needs 1, 3 or 5"),
-    "missing zookeeper_id": (missing_zookeeper_id, [], "Host lab2: zookeeper_id is not set"),
-    "duplicate broker id": (duplicate_broker_id, [], "kafka_broker_id values repeat in group 'kafka': lab1=1 lab2=2 lab3=1"),
+    "even ensemble": (drop_from_group("zookeeper", "lab3"), [], "has 2 hosts (lab1, lab2); a ZooKeeper ensemble needs 1, 3 or 5"),
+    "missing zookeeper_id": (without_host_var("lab2", "zookeeper_id"), [], "Host lab2: zookeeper_id is not set"),
+    "duplicate broker id": (host_var("lab3", "kafka_broker_id", 1), [], "kafka_broker_id values repeat in group 'kafka': lab1=1 lab2=2 lab3=1"),
     "heap larger than memory": (None, ["-e", "kafka_heap_mb=99999999"], "kafka_heap_mb is 99999999 MiB but the host has"),
     "two services on one port": (None, ["-e", "kafka_jmx_port=2181"], "two services would use one port"),
     "replication above broker count": (None, ["-e", "kafka_default_replication_factor=4"],
@@ -142,14 +93,14 @@ BAD_INPUTS = {
 @pytest.mark.parametrize("case", list(BAD_INPUTS))
 def test_preflight_rejects_bad_input_before_any_host_changes(cluster, case, tmp_path):
     change, extra, message = BAD_INPUTS[case]
-    inventory = inventory_with(tmp_path, change) if change else INVENTORY
-    before = host_state()
+    inventory = inventory_with(INVENTORY, tmp_path / "inventory", change) if change else INVENTORY
+    before = hosts_as_they_are()
     # A change that would otherwise roll through the cluster proves that nothing ran past preflight.
     proc = playbook("-e", "kafka_log_retention_hours=99", *extra, inventory=inventory, check=False)
     output = proc.stdout + proc.stderr
     assert proc.returncode != 0
-    assert message in re.sub(r"\s+", " ", output), output[-3000:]
-    assert host_state() == before
+    assert message in collapsed(output), output[-3000:]
+    assert hosts_as_they_are() == before
 
 
 class Load:

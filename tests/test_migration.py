@@ -27,91 +27,60 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "integration"))
+import lab  # noqa: E402
 from bad_inputs import CASES as BAD_INPUTS, collapsed, host_state, inventory_with  # noqa: E402
+from lab import AGENTS, HOSTS, INVENTORY, REPO, addresses, longest_gap  # noqa: E402
 
-REPO = Path(__file__).resolve().parent.parent
-LAB = REPO / "scripts" / "lab"
-INVENTORY = REPO / "inventories" / "lab"
-LOAD = REPO / "tests" / "integration" / "laddr_load.py"
-HOSTS = ["lab1", "lab2", "lab3"]
-AGENTS = ["analyzer", "coordinator", "researcher", "validator", "writer"]
 SCALED = {"coordinator": 1, "researcher": 3, "analyzer": 1, "writer": 0, "validator": 1}
+LOAD_OUT = "/root/load.json"
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root")
 
 
 def playbook(name, *args, inventory=INVENTORY, check=True):
-    started = time.monotonic()
-    began = time.time()
-    proc = subprocess.run(["ansible-playbook", "-i", str(inventory), f"playbooks/{name}", *args], cwd=REPO,
-                          capture_output=True, text=True, timeout=2400,
-                          env=dict(os.environ, ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1"))
-    proc.seconds = time.monotonic() - started
-    proc.window = (began, time.time())
+    proc = lab.run_playbook(f"playbooks/{name}", *args, inventory=inventory)
     if check and proc.returncode != 0:
         pytest.fail(f"{name} {' '.join(args)} failed:\n{proc.stdout[-8000:]}\n{proc.stderr[-3000:]}")
     return proc
 
 
 def changed(proc):
-    """Changed count per host from the PLAY RECAP."""
-    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\S+)\s+: ok=\d+\s+changed=(\d+)", proc.stdout, re.M)}
+    return lab.changed(proc.stdout)
 
 
 def on_host(host, command, stdin=None, check=True):
-    proc = subprocess.run([str(LAB), "ssh", host, command], input=stdin, capture_output=True, text=True, timeout=300)
+    proc = lab.ssh(host, command, stdin=stdin)
     if check and proc.returncode != 0:
         pytest.fail(f"{host}: {command} failed: {proc.stdout}\n{proc.stderr}")
     return proc
-
-
-def addresses():
-    hosts = yaml.safe_load((INVENTORY / "hosts.yml").read_text())["all"]["hosts"]
-    return {name: hosts[name]["ansible_host"] for name in HOSTS}
 
 
 def counts(per_agent):
     return ["-e", json.dumps({"laddr_worker_counts": per_agent})]
 
 
-def longest_gap(times, start, end):
-    """Longest stretch between answers within [start, end], the window's ends included."""
-    bounds = [start, *[t for t in times if start <= t <= end], end]
-    return round(max(b - a for a, b in zip(bounds, bounds[1:])), 2)
-
-
 class LoadRun:
-    """laddr_load.py running on the API host under systemd-run, until stop()."""
+    """The load generator on the API host at 4 tasks/s under systemd-run, until stop()."""
 
     def __init__(self):
-        address = addresses()
-        password = yaml.safe_load((INVENTORY / "group_vars" / "all.yml").read_text())["redis_password"]
-        on_host("lab3", "cat > /root/laddr_load.py; rm -f /root/load.json /root/load.stop", stdin=LOAD.read_text())
-        on_host("lab3", " ".join([
-            "systemd-run --unit laddr-load --collect /opt/laddr/venv/bin/python /root/laddr_load.py",
-            f"--api http://{address['lab3']}:8000", "--agents", ",".join(AGENTS), "--rate 4",
-            f"--redis-url redis://:{password}@{address['lab3']}:6379/0",
-            "--kafka-bootstrap", ",".join(f"{address[h]}:9092" for h in HOSTS),
-            "--out /root/load.json --stop-file /root/load.stop --settle 120"]))
+        for step in (lab.install_load_generator(), lab.run_load(LOAD_OUT, "--rate 4", "--settle 120", unit="laddr-load")):
+            if step.returncode != 0:
+                pytest.fail(f"the load generator did not start: {step.stdout}\n{step.stderr}")
 
     def stop(self):
-        on_host("lab3", "touch /root/load.stop")
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline:
-            found = on_host("lab3", "cat /root/load.json", check=False)
-            if found.returncode == 0 and found.stdout.strip():
-                return json.loads(found.stdout)
-            time.sleep(5)
-        pytest.fail("the load generator wrote no result: " + on_host("lab3", "journalctl -u laddr-load -n 30", check=False).stdout)
+        result = lab.stop_load(LOAD_OUT, 240)
+        if result is None:
+            pytest.fail("the load generator wrote no result: "
+                        + on_host("lab3", "journalctl -u laddr-load -n 30", check=False).stdout)
+        return result
 
 
 @pytest.fixture(scope="module")
 def story(figures, tmp_path_factory):
-    subprocess.run([str(LAB), "down"], check=True, capture_output=True, timeout=600)
-    subprocess.run([str(LAB), "up", "3"], check=True, capture_output=True, timeout=600)
+    lab.lab("down")
+    lab.lab("up", "3")
     runs = {"redis_state": playbook("redis_state.yml")}
     load = LoadRun()
     checks, drills = {}, {}
@@ -173,7 +142,7 @@ def story(figures, tmp_path_factory):
             if key not in ("start", "end", "problems"):
                 figures.append((f"fault drill, {name}: {key}", value))
     yield runs, result, checks, drills
-    subprocess.run([str(LAB), "down"], capture_output=True, timeout=600)
+    lab.lab("down", check=False)
 
 
 STOPPED_KAFKA = ("systemctl is-active kafka zookeeper; systemctl is-enabled kafka zookeeper; "
@@ -189,7 +158,7 @@ def kill_migrate_in_cutover():
     started = time.monotonic()
     proc = subprocess.Popen(["ansible-playbook", "-i", str(INVENTORY), "playbooks/migrate.yml"], cwd=REPO,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
-                            env=dict(os.environ, ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1"))
+                            env=lab.ansible_env())
     output = []
     for line in proc.stdout:
         output.append(line)
@@ -331,7 +300,7 @@ def reboot(host):
     """A lab host rebooted under load: its services stop cleanly and come back by themselves."""
     drill = {"start": time.time()}
     workers = workers_of(host)
-    subprocess.run([str(LAB), "reboot", host], check=True, capture_output=True, timeout=600)
+    lab.lab("reboot", host)
     drill["host up (s)"] = round(time.time() - drill["start"], 1)
     drill["services back (s)"] = wait_until(lambda: units_active(host, f"zookeeper kafka {workers}"), 300)
     drill["kafka whole (s)"] = wait_until(kafka_whole, 300)

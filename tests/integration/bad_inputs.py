@@ -28,7 +28,7 @@ def _children(hosts_yml):
     return hosts_yml["all"]["children"]
 
 
-def _drop_from_group(group, host):
+def drop_from_group(group, host):
     def change(hosts_yml, group_vars, host_vars):
         del _children(hosts_yml)[group]["hosts"][host]
     return change
@@ -40,13 +40,13 @@ def _add_to_group(group, host):
     return change
 
 
-def _host_var(host, name, value):
+def host_var(host, name, value):
     def change(hosts_yml, group_vars, host_vars):
         host_vars.setdefault(host, {})[name] = value
     return change
 
 
-def _without_host_var(host, name):
+def without_host_var(host, name):
     def change(hosts_yml, group_vars, host_vars):
         host_vars.get(host, {}).pop(name, None)
     return change
@@ -74,22 +74,22 @@ _GOOD_COUNTS = {"coordinator": 1, "researcher": 1, "analyzer": 1, "writer": 1, "
 
 CASES = {
     "even ZooKeeper ensemble": (
-        _drop_from_group("zookeeper", "lab3"), [],
+        drop_from_group("zookeeper", "lab3"), [],
         "Inventory group 'zookeeper' has 2 hosts (lab1, lab2); a ZooKeeper ensemble needs 1, 3 or 5"),
     "missing zookeeper_id": (
-        _without_host_var("lab2", "zookeeper_id"), [],
+        without_host_var("lab2", "zookeeper_id"), [],
         "Host lab2: zookeeper_id is not set; set a host variable zookeeper_id"),
     "zookeeper_id out of range": (
-        _host_var("lab2", "zookeeper_id", 300), [],
+        host_var("lab2", "zookeeper_id", 300), [],
         "Host lab2: zookeeper_id is 300; set a host variable zookeeper_id, a whole number from 1 to 255"),
     "duplicate zookeeper_id": (
-        _host_var("lab2", "zookeeper_id", 1), [],
+        host_var("lab2", "zookeeper_id", 1), [],
         "zookeeper_id values repeat in group 'zookeeper': lab1=1 lab2=1 lab3=3"),
     "missing kafka_broker_id": (
-        _without_host_var("lab3", "kafka_broker_id"), [],
+        without_host_var("lab3", "kafka_broker_id"), [],
         "Host lab3: kafka_broker_id is not set; set a host variable kafka_broker_id"),
     "duplicate kafka_broker_id": (
-        _host_var("lab3", "kafka_broker_id", 2), [],
+        host_var("lab3", "kafka_broker_id", 2), [],
         "kafka_broker_id values repeat in group 'kafka': lab1=1 lab2=2 lab3=2"),
     "Kafka heap larger than memory": (
         None, ["-e", "kafka_heap_mb=99999999"],
