@@ -25,6 +25,7 @@ version_added: 0.1.0
 author: laddr.kafka team (!UNKNOWN)
 extends_documentation_fragment:
   - laddr.kafka.kafka
+  - laddr.kafka.read_only
 options:
   expect_brokers:
     description:
@@ -48,13 +49,6 @@ options:
         so a wait may start while the only bootstrap broker restarts.
     type: float
     default: 120
-attributes:
-  check_mode:
-    support: full
-    description: The module only reads.
-  diff_mode:
-    support: none
-    description: The module changes nothing.
 seealso:
   - module: laddr.kafka.kafka_topic
   - module: laddr.kafka.kafka_consumer_group_info

@@ -31,6 +31,7 @@ version_added: 0.1.0
 author: laddr.kafka team (!UNKNOWN)
 extends_documentation_fragment:
   - laddr.kafka.kafka
+  - laddr.kafka.read_only
 options:
   group:
     description:
@@ -77,13 +78,6 @@ options:
       - Connection errors during the wait are retried until then (refused credentials fail at once).
     type: float
     default: 60
-attributes:
-  check_mode:
-    support: full
-    description: The module only reads.
-  diff_mode:
-    support: none
-    description: The module changes nothing.
 seealso:
   - module: laddr.kafka.kafka_topic
   - module: laddr.kafka.kafka_cluster_info

@@ -22,6 +22,8 @@ description:
   - Needs only the Python standard library, systemd and C(/proc) on the host.
 version_added: 0.1.0
 author: laddr.kafka team (!UNKNOWN)
+extends_documentation_fragment:
+  - laddr.kafka.read_only
 options:
   unit_prefix:
     description:
@@ -46,13 +48,6 @@ options:
       - Seconds to wait for O(expect_instances); fails afterwards with what was seen.
     type: int
     default: 60
-attributes:
-  check_mode:
-    support: full
-    description: The module only reads.
-  diff_mode:
-    support: none
-    description: The module changes nothing.
 """
 
 EXAMPLES = r"""

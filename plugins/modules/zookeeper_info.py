@@ -21,6 +21,8 @@ description:
   - The servers must allow C(srvr) in C(4lw.commands.whitelist).
 version_added: 0.1.0
 author: laddr.kafka team (!UNKNOWN)
+extends_documentation_fragment:
+  - laddr.kafka.read_only
 options:
   servers:
     description:
@@ -45,13 +47,6 @@ options:
       - Seconds for one connection to one server.
     type: float
     default: 3
-attributes:
-  check_mode:
-    support: full
-    description: The module only reads.
-  diff_mode:
-    support: none
-    description: The module changes nothing.
 """
 
 EXAMPLES = r"""
