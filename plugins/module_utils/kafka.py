@@ -17,7 +17,7 @@ import logging
 import time
 import traceback
 
-from ansible.module_utils.basic import missing_required_lib
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 try:
     from confluent_kafka import ConsumerGroupTopicPartitions, KafkaError, KafkaException, TopicPartition
@@ -383,3 +383,19 @@ def run_manager(module, manager_class):
         manager_class(module, KafkaAdmin(module.params)).run()
     except KafkaClientError as exc:
         module.fail_json(msg=str(exc))
+
+
+def run_kafka_module(manager_class, options, **module_kwargs):
+    """The main() of a module that talks to Kafka: the connection options of kafka_argument_spec() and
+    OPTIONS, check mode supported, MODULE_KWARGS (mutually_exclusive, required_one_of...) added to the
+    connection options' own rules; then MANAGER_CLASS runs (see run_manager)."""
+    argument_spec = kafka_argument_spec()
+    argument_spec.update(options)
+    module = AnsibleModule(
+        argument_spec=argument_spec,
+        required_if=KAFKA_REQUIRED_IF,
+        required_together=KAFKA_REQUIRED_TOGETHER,
+        supports_check_mode=True,
+        **module_kwargs
+    )
+    run_manager(module, manager_class)

@@ -162,15 +162,11 @@ waited:
 
 import time
 
-from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.laddr.kafka.plugins.module_utils.kafka import (
-    KAFKA_REQUIRED_IF,
-    KAFKA_REQUIRED_TOGETHER,
     KafkaClientError,
-    kafka_argument_spec,
     metadata_brokers,
     metadata_topics,
-    run_manager,
+    run_kafka_module,
 )
 
 POLL_INTERVAL = 1.0
@@ -292,20 +288,15 @@ class ClusterInfo(object):
 
 
 def main():
-    argument_spec = kafka_argument_spec()
-    argument_spec.update(
-        expect_brokers=dict(type="int"),
-        expect_no_under_replicated=dict(type="bool", default=False),
-        expect_no_under_min_isr=dict(type="bool", default=False),
-        wait_timeout=dict(type="float", default=120),
+    run_kafka_module(
+        ClusterInfo,
+        dict(
+            expect_brokers=dict(type="int"),
+            expect_no_under_replicated=dict(type="bool", default=False),
+            expect_no_under_min_isr=dict(type="bool", default=False),
+            wait_timeout=dict(type="float", default=120),
+        ),
     )
-    module = AnsibleModule(
-        argument_spec=argument_spec,
-        required_if=KAFKA_REQUIRED_IF,
-        required_together=KAFKA_REQUIRED_TOGETHER,
-        supports_check_mode=True,
-    )
-    run_manager(module, ClusterInfo)
 
 
 if __name__ == "__main__":

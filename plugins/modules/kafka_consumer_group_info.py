@@ -257,14 +257,10 @@ waited:
 
 import time
 
-from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.laddr.kafka.plugins.module_utils.kafka import (
-    KAFKA_REQUIRED_IF,
-    KAFKA_REQUIRED_TOGETHER,
     KafkaClientError,
-    kafka_argument_spec,
     metadata_topics,
-    run_manager,
+    run_kafka_module,
 )
 
 POLL_INTERVAL = 1.0
@@ -442,25 +438,20 @@ class ConsumerGroupInfo(object):
 
 
 def main():
-    argument_spec = kafka_argument_spec()
-    argument_spec.update(
-        group=dict(type="str", required=True, aliases=["group_id"]),
-        topics=dict(type="list", elements="str", default=[]),
-        allow_missing=dict(type="bool", default=False),
-        expect_members=dict(type="int"),
-        expect_state=dict(type="str", choices=["Stable", "Empty", "PreparingRebalance", "CompletingRebalance",
-                                               "Dead"]),
-        expect_max_lag=dict(type="int"),
-        expect_all_partitions_assigned=dict(type="bool", default=False),
-        wait_timeout=dict(type="float", default=60),
+    run_kafka_module(
+        ConsumerGroupInfo,
+        dict(
+            group=dict(type="str", required=True, aliases=["group_id"]),
+            topics=dict(type="list", elements="str", default=[]),
+            allow_missing=dict(type="bool", default=False),
+            expect_members=dict(type="int"),
+            expect_state=dict(type="str", choices=["Stable", "Empty", "PreparingRebalance", "CompletingRebalance",
+                                                   "Dead"]),
+            expect_max_lag=dict(type="int"),
+            expect_all_partitions_assigned=dict(type="bool", default=False),
+            wait_timeout=dict(type="float", default=60),
+        ),
     )
-    module = AnsibleModule(
-        argument_spec=argument_spec,
-        required_if=KAFKA_REQUIRED_IF,
-        required_together=KAFKA_REQUIRED_TOGETHER,
-        supports_check_mode=True,
-    )
-    run_manager(module, ConsumerGroupInfo)
 
 
 if __name__ == "__main__":

@@ -220,14 +220,10 @@ diff:
 
 import re
 
-from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.laddr.kafka.plugins.module_utils.kafka import (
-    KAFKA_REQUIRED_IF,
-    KAFKA_REQUIRED_TOGETHER,
     KafkaClientError,
-    kafka_argument_spec,
     metadata_topics,
-    run_manager,
+    run_kafka_module,
 )
 
 TOPIC_NAME = re.compile(r"^[a-zA-Z0-9._-]{1,249}$")
@@ -467,30 +463,25 @@ class TopicManager(object):
 
 
 def main():
-    argument_spec = kafka_argument_spec()
-    argument_spec.update(
-        name=dict(type="str"),
-        topics=dict(type="list", elements="dict", options=dict(
-            name=dict(type="str", required=True),
-            state=dict(type="str", choices=["present", "absent"]),
+    run_kafka_module(
+        TopicManager,
+        dict(
+            name=dict(type="str"),
+            topics=dict(type="list", elements="dict", options=dict(
+                name=dict(type="str", required=True),
+                state=dict(type="str", choices=["present", "absent"]),
+                partitions=dict(type="int"),
+                replication_factor=dict(type="int"),
+                configs=dict(type="dict"),
+            )),
+            state=dict(type="str", default="present", choices=["present", "absent"]),
             partitions=dict(type="int"),
             replication_factor=dict(type="int"),
             configs=dict(type="dict"),
-        )),
-        state=dict(type="str", default="present", choices=["present", "absent"]),
-        partitions=dict(type="int"),
-        replication_factor=dict(type="int"),
-        configs=dict(type="dict"),
-    )
-    module = AnsibleModule(
-        argument_spec=argument_spec,
+        ),
         mutually_exclusive=[("name", "topics")],
         required_one_of=[("name", "topics")],
-        required_if=KAFKA_REQUIRED_IF,
-        required_together=KAFKA_REQUIRED_TOGETHER,
-        supports_check_mode=True,
     )
-    run_manager(module, TopicManager)
 
 
 if __name__ == "__main__":
