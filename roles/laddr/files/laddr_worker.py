@@ -79,6 +79,9 @@ async def leave(bus) -> None:
     """Close the bus connections, so that a Kafka group hands this worker's partitions on at once."""
     for consumer in list(getattr(bus, "_consumers", {}).values()):
         await consumer.stop()
+    reader = getattr(bus, "_response_reader", None)  # the collection's patch for 0.9.6, once the agent delegated
+    if reader is not None:
+        await reader.stop()
     producer = getattr(bus, "_producer", None)
     if producer is not None:
         await producer.stop()
