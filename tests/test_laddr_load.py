@@ -13,7 +13,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -21,89 +20,12 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import kafka_local  # noqa: E402
+from laddr_local import Stack  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
-PROJECT = REPO / "examples" / "laddr-project"
-LAUNCHER = REPO / "roles" / "laddr" / "files" / "laddr_worker.py"
 LOAD = REPO / "tests" / "integration" / "laddr_load.py"
 AGENTS = ["writer", "researcher", "analyzer"]
 RATE = 10
-
-
-class Process:
-    """A process of the stack, its output in <name>.log under the test's directory."""
-
-    def __init__(self, name: str, argv: list[str], env: dict, work: Path):
-        self.name, self.argv, self.env, self.log = name, argv, env, work / f"{name}.log"
-        self.process = self.start()
-
-    def start(self) -> subprocess.Popen:
-        with open(self.log, "a") as out:
-            return subprocess.Popen(self.argv, cwd=PROJECT, env=self.env, stdin=subprocess.DEVNULL, stdout=out,
-                                    stderr=subprocess.STDOUT, start_new_session=True)
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")[-3000:]
-
-    def wait_for(self, text: str, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while text not in self.log.read_text(errors="replace"):
-            assert self.process.poll() is None, f"{self.name} exited with {self.process.returncode}:\n{self.output()}"
-            assert time.monotonic() < deadline, f"{self.name}: no {text!r} in {timeout} s:\n{self.output()}"
-            time.sleep(0.1)
-
-    def stop(self, signum: int = signal.SIGTERM) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signum)
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
-
-
-class Stack:
-    """The Laddr API and one launcher per agent, on the bus that `bus` (environment variables) names."""
-
-    def __init__(self, python: str, work: Path, agents: list[str], **bus: str):
-        self.python, self.work, self.agents = python, work, agents
-        self.port = kafka_local.free_port()
-        self.api_url = f"http://127.0.0.1:{self.port}"
-        self.processes: dict[str, Process] = {}
-        self.env = {name: value for name, value in os.environ.items()
-                    if name not in ("QUEUE_BACKEND", "REDIS_URL", "KAFKA_BOOTSTRAP")}
-        self.env.update(bus, LLM_BACKEND="noop", PYTHONUNBUFFERED="1", PYTHONDONTWRITEBYTECODE="1")
-
-    def run(self, name: str, argv: list[str]) -> Process:
-        # A database each: processes writing one SQLite file at once could fail tasks with "database is locked".
-        env = dict(self.env, DATABASE_URL=f"sqlite:///{self.work}/{name}.db")
-        self.processes[name] = Process(name, argv, env, self.work)
-        return self.processes[name]
-
-    def start(self) -> "Stack":
-        self.start_api()
-        for agent in self.agents:
-            self.run(agent, [self.python, str(LAUNCHER), f"{agent}-1"])
-        for agent in self.agents:
-            self.processes[agent].wait_for(f"worker {agent} serving")
-        return self
-
-    def start_api(self) -> None:
-        api = self.run("api", [str(Path(self.python).with_name("uvicorn")), "laddr.api.main:app",
-                               "--host", "127.0.0.1", "--port", str(self.port)])
-        deadline = time.monotonic() + 60
-        while True:
-            assert api.process.poll() is None, api.output()
-            try:
-                urllib.request.urlopen(f"{self.api_url}/api/health", timeout=2)
-                return
-            except OSError:
-                assert time.monotonic() < deadline, "API did not start:\n" + api.output()
-                time.sleep(0.3)
-
-    def stop(self) -> None:
-        for process in self.processes.values():
-            process.stop()
 
 
 class Load:
