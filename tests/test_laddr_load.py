@@ -69,8 +69,17 @@ def nowhere() -> str:
     return f"127.0.0.1:{kafka_local.free_port()}"
 
 
+WAITED = ("--rate", str(RATE), "--waited-rate", "2")
+
+
+def assert_waited_calls_answered(result: dict) -> None:
+    waited = result["waited"]
+    assert waited["calls"] >= 5 and waited["answered"] == waited["calls"], waited
+    assert waited["timeout"]["count"] == waited["wrong"]["count"] == waited["failed"]["count"] == 0, waited
+
+
 def test_load_on_a_healthy_laddr_is_clean(redis_stack, redis_url, figures):
-    load = Load(redis_stack, redis_url, nowhere(), settle=15)
+    load = Load(redis_stack, redis_url, nowhere(), settle=15, extra=WAITED)
     time.sleep(10)
     result = load.finish()
     figures.append(("load on healthy Laddr (Redis): accepted, answered, longest gap s",
@@ -82,6 +91,7 @@ def test_load_on_a_healthy_laddr_is_clean(redis_stack, redis_url, figures):
     assert result["answered"] == result["accepted"] == result["answers_by_bus"]["redis"]
     assert result["answers_by_bus"]["kafka"] == 0 and result["kafka_topic_found"] is None
     assert result["unknown_answers"] == 0 and result["refused_attempts"] == 0
+    assert_waited_calls_answered(result)
 
 
 def test_a_burst_of_a_fixed_count_gives_throughput_and_latency(redis_stack, redis_url, figures):
@@ -99,7 +109,8 @@ def test_a_burst_of_a_fixed_count_gives_throughput_and_latency(redis_stack, redi
 
 
 def test_load_reports_the_tasks_of_an_agent_whose_workers_died(redis_stack, redis_url, figures):
-    load = Load(redis_stack, redis_url, nowhere(), settle=3)
+    load = Load(redis_stack, redis_url, nowhere(), settle=3, extra=("--rate", str(RATE), "--waited-rate", "2",
+                                                                     "--wait-timeout", "2"))
     time.sleep(3)
     redis_stack.processes["writer"].stop(signal.SIGKILL)
     time.sleep(5)
@@ -112,6 +123,10 @@ def test_load_reports_the_tasks_of_an_agent_whose_workers_died(redis_stack, redi
     assert all(task["token"].endswith("-writer") for task in lost["tasks"]), lost
     assert result["answered"] == result["accepted"] - lost["count"]
     assert result["wrong"]["count"] == 0 and result["duplicates"]["count"] == 0, result
+    # A waited call to the dead writer times out, and its task is among the lost ones.
+    timeouts = result["waited"]["timeout"]["calls"]
+    assert timeouts and {call["task_id"] for call in timeouts} <= {task["task_id"] for task in lost["tasks"]}, result["waited"]
+    assert result["waited"]["failed"]["count"] == result["waited"]["wrong"]["count"] == 0, result["waited"]
 
 
 def test_load_records_the_stretch_when_the_api_is_down_and_loses_nothing(redis_stack, redis_url, figures):
@@ -148,7 +163,7 @@ def kafka_stack(laddr_home, laddr_fixes, kafka_broker, redis_url, redis_cli, tmp
 
 
 def test_load_on_laddr_over_kafka_is_seen_on_kafka(kafka_stack, kafka_broker, redis_url, figures):
-    load = Load(kafka_stack, redis_url, kafka_broker.bootstrap, settle=20)
+    load = Load(kafka_stack, redis_url, kafka_broker.bootstrap, settle=20, extra=WAITED)
     time.sleep(8)
     result = load.finish()
     figures.append(("load on healthy Laddr (Kafka): accepted, answered, longest gap s",
@@ -158,3 +173,4 @@ def test_load_on_laddr_over_kafka_is_seen_on_kafka(kafka_stack, kafka_broker, re
     assert result["wrong"]["count"] == 0 and result["duplicates"]["count"] == 0, result
     assert result["answered"] == result["accepted"] == result["answers_by_bus"]["kafka"], result
     assert result["answers_by_bus"]["redis"] == 0 and result["kafka_topic_found"], result
+    assert_waited_calls_answered(result)

@@ -8,6 +8,10 @@ bus may be missing or restart meanwhile. When the stop file appears (or on SIGTE
 waits up to --settle s for the rest, looks up what is still missing in Redis's laddr:response:<task_id>
 keys and writes the result as JSON (atomically) with a one-line summary on stdout. Exit code 0 whatever
 it found: the result file says what happened.
+
+With --waited-rate it also makes waited calls (wait true) beside that load, one at a time, as a user of the
+API would, and records each one's outcome: answered with what it sent, a timeout, a wrong answer or a failed
+request. Their tasks count among the accepted ones, so the buses' check covers them too.
 """
 from __future__ import annotations
 
@@ -53,9 +57,14 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--out", required=True, help="result file (JSON)")
     parser.add_argument("--stop-file", required=True, help="stop submitting when this file exists")
     parser.add_argument("--settle", type=float, default=60, help="seconds to wait for answers after the stop")
+    parser.add_argument("--waited-rate", type=float, default=0,
+                        help="waited calls (wait true) per second beside the load, one at a time (0: none)")
+    parser.add_argument("--wait-timeout", type=int, default=60, help="the timeout each waited call asks the API for")
     args = parser.parse_args()
-    if not [name for name in args.agents.split(",") if name] or args.rate < 0 or args.concurrency < 1 or args.count < 0:
-        parser.error("--agents needs at least one name, --rate and --count 0 or more, --concurrency 1 or more")
+    if (not [name for name in args.agents.split(",") if name] or args.rate < 0 or args.concurrency < 1 or args.count < 0
+            or args.waited_rate < 0 or args.wait_timeout < 1):
+        parser.error("--agents needs at least one name, --rate, --count and --waited-rate 0 or more, "
+                     "--concurrency and --wait-timeout 1 or more")
     return args
 
 
@@ -77,6 +86,8 @@ class Load:
         self.redis_listening = asyncio.Event()
         self.redis_subscriptions = 0
         self.kafka_found: float | None = None
+        # Waited calls: (outcome, task_id or None, seconds, detail); outcome answered, timeout, wrong or failed.
+        self.waited: list[tuple[str, str | None, float, str]] = []
 
     def observe(self, bus: str, task_id: str | None, response: object) -> None:
         if not task_id:
@@ -213,9 +224,44 @@ class Load:
             await self.pause(RETRY_S, self.stopping)
         return False
 
+    async def waited_calls(self, session: aiohttp.ClientSession) -> None:
+        """Waited calls at --waited-rate, one at a time, round-robin over the agents, until the stop."""
+        next_call = time.monotonic()
+        for seq in itertools.count(1):
+            next_call = max(next_call + 1 / self.args.waited_rate, time.monotonic())
+            await self.pause(next_call - time.monotonic(), self.stopping)
+            if self.stopping.is_set():
+                return
+            agent = self.agents[(seq - 1) % len(self.agents)]
+            token = f"waited-{seq}-{agent}"
+            body = {"message": json.dumps({"type": "finish", "answer": token}), "wait": True,
+                    "timeout": self.args.wait_timeout}
+            started = time.time()
+            outcome, task_id, detail = "failed", None, ""
+            try:
+                async with session.get(f"{self.args.api.rstrip('/')}/api/agents/{agent}/chat", json=body,
+                                       timeout=aiohttp.ClientTimeout(total=self.args.wait_timeout + 30)) as response:
+                    reply = await response.json(content_type=None) if response.status == 200 else {}
+                    detail = f"HTTP {response.status}"
+            except (aiohttp.ClientError, asyncio.TimeoutError, ValueError, OSError) as error:
+                reply, detail = {}, repr(error)
+            task_id = reply.get("task_id") if isinstance(reply, dict) else None
+            if task_id:
+                self.accepted[task_id] = {"token": token, "agent": agent, "accepted_at": started}
+                answer = (reply.get("response") or {}).get("result") if reply.get("status") == "completed" else None
+                outcome = ("timeout" if reply.get("status") == "timeout"
+                           else "answered" if answer == token else "wrong")
+                detail = reply.get("status", "") if outcome != "wrong" else f"answer {answer!r}"
+            self.waited.append((outcome, task_id, time.time() - started, detail))
+
     async def pause(self, seconds: float, event: asyncio.Event | None = None) -> None:
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for((event or self.finished).wait(), max(seconds, 0))
+
+    async def wait_while_loading(self) -> None:
+        headers = {"X-API-Key": self.args.api_key} if self.args.api_key else {}
+        async with aiohttp.ClientSession(headers=headers) as session:
+            await self.waited_calls(session)
 
     async def wait_for_stop(self) -> None:
         while not self.stopping.is_set():
@@ -237,7 +283,11 @@ class Load:
             watchers.append(asyncio.create_task(self.watch_kafka()))
         self.started = time.time()
         stop_watch = asyncio.create_task(self.wait_for_stop())
+        waited = asyncio.create_task(self.wait_while_loading()) if self.args.waited_rate else None
         await self.submit_all()
+        if waited:
+            self.stopping.set()  # a --count run ends its waited calls with its load
+            await waited
         self.stopped = time.time()
         stop_watch.cancel()
         deadline = time.monotonic() + self.args.settle
@@ -305,7 +355,19 @@ class Load:
             if first_answers and first_answers[-1] > first_accepted else None,
             # When each accepted task was first answered (Unix seconds): gaps within any window.
             "answer_times": [round(moment, 3) for moment in first_answers],
+            "waited": self.waited_result(),
         }
+
+    def waited_result(self) -> dict:
+        seconds = sorted(took for outcome, _, took, _ in self.waited if outcome == "answered")
+        result = {"calls": len(self.waited), "wait_timeout_s": self.args.wait_timeout,
+                  "latency_s": {name: round(percentile(seconds, share), 4)
+                                for name, share in (("p50", 0.5), ("p99", 0.99), ("max", 1.0))} if seconds else None}
+        for kind in ("answered", "timeout", "wrong", "failed"):
+            calls = [{"task_id": task_id, "seconds": round(took, 3), "detail": detail}
+                     for outcome, task_id, took, detail in self.waited if outcome == kind]
+            result[kind] = {"count": len(calls), "calls": calls[:LISTED]} if kind != "answered" else len(calls)
+        return result
 
 
 def percentile(ordered: list[float], share: float) -> float:
@@ -331,7 +393,9 @@ def main() -> int:
           f"wrong {result['wrong']['count']} duplicates {result['duplicates']['count']} "
           f"refused {result['refused_attempts']} (longest {result['longest_refusal_s']} s) "
           f"longest gap {result['longest_gap_without_answer_s']} s unknown {result['unknown_answers']} "
-          f"by bus {result['answers_by_bus']} -> {args.out}", flush=True)
+          f"by bus {result['answers_by_bus']} waited {result['waited']['calls']} "
+          f"(timeouts {result['waited']['timeout']['count']}, failed {result['waited']['failed']['count']}) "
+          f"-> {args.out}", flush=True)
     return 0
 
 
