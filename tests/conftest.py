@@ -74,8 +74,9 @@ def laddr_stock(laddr_home: Path) -> Path:
 
 @pytest.fixture
 def laddr_fixes(laddr_home: Path, tmp_path: Path) -> Callable[[], str]:
-    """Applies the collection's upstream fixes to laddr_home's venv when called, with the laddr role's
-    own tasks/upstream_fixes.yml; returns ansible-playbook's output (the play must succeed)."""
+    """Applies the collection's patches for Laddr (roles/laddr/files/patches) to laddr_home's venv when
+    called, with the laddr role's own tasks/upstream_fixes.yml; returns ansible-playbook's output (the play
+    must succeed)."""
 
     def apply() -> str:
         playbook = tmp_path / "upstream-fixes.yml"

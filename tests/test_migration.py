@@ -62,10 +62,13 @@ def counts(per_agent):
 
 
 class LoadRun:
-    """The load generator on the API host at 4 tasks/s under systemd-run, until stop()."""
+    """The load generator on the API host at 4 tasks/s under systemd-run, until stop(), and beside it a waited
+    call (wait true, as users of the API make them) every 2 s."""
 
     def __init__(self):
-        for step in (lab.install_load_generator(), lab.run_load(LOAD_OUT, "--rate 4", "--settle 120", unit="laddr-load")):
+        for step in (lab.install_load_generator(),
+                     lab.run_load(LOAD_OUT, "--rate 4", "--waited-rate 0.5", "--wait-timeout 60", "--settle 120",
+                                  unit="laddr-load")):
             if step.returncode != 0:
                 pytest.fail(f"the load generator did not start: {step.stdout}\n{step.stderr}")
 
@@ -135,6 +138,10 @@ def story(figures, tmp_path_factory):
         figures.append((f"migration story load: {key}", result.get(key)))
     for key in ("lost", "wrong", "duplicates"):
         figures.append((f"migration story load: {key}", result[key]["count"]))
+    waited = result["waited"]
+    figures.append(("migration story waited calls: calls, answered, timeouts, failed, latency s",
+                    (waited["calls"], waited["answered"], waited["timeout"]["count"], waited["failed"]["count"],
+                     waited["latency_s"])))
     for name, drill in drills.items():
         drill["answers"] = sum(1 for t in result["answer_times"] if drill["start"] <= t <= drill["end"])
         drill["longest gap (s)"] = longest_gap(result["answer_times"], drill["start"], drill["end"])
@@ -360,9 +367,21 @@ def test_every_accepted_task_is_answered_as_sent(story):
     _, result, _, drills = story
     assert result["accepted"] >= 200, result
     # The one exception, reported: a worker SIGKILLed with a task in hand (the worker drill below).
-    assert result["lost"]["count"] == len(lost_to_the_killed_worker(result, drills["worker killed"])), result["lost"]
+    lost_to_the_kill = lost_to_the_killed_worker(result, drills["worker killed"])
+    assert result["lost"]["count"] == len(lost_to_the_kill), result["lost"]
     assert result["wrong"]["count"] == 0, result["wrong"]
     assert result["answers_by_bus"]["redis"] > 0 and result["answers_by_bus"]["kafka"] > 0, result
+
+
+def test_every_waited_call_is_answered(story):
+    _, result, _, drills = story
+    waited = result["waited"]
+    assert waited["calls"] >= 100, waited
+    # A waited call whose task the SIGKILLed worker held times out: that is the task lost above.
+    lost_to_the_kill = {task["task_id"] for task in lost_to_the_killed_worker(result, drills["worker killed"])}
+    assert {call["task_id"] for call in waited["timeout"]["calls"]} <= lost_to_the_kill, waited
+    assert waited["wrong"]["count"] == 0 and waited["failed"]["count"] == 0, waited
+    assert waited["answered"] == waited["calls"] - waited["timeout"]["count"], waited
 
 
 def test_second_runs_change_nothing(story):
