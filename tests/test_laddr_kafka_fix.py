@@ -10,7 +10,8 @@ project's agents under the collection's runner):
   own, so it slows down as answers pile up and leaves a wait-<task_id> group per call; patch 0002 gives
   each process one response reader, and a waited call costs the same at any topic size;
 - the reader also serves GET /api/responses/<id>/resolved, several API processes, an API restarted
-  after the answer came, and bounds what it keeps (KEEP_MAX, KEEP_SECONDS) while it follows new partitions.
+  after the answer came, and bounds what it keeps (KEEP_MAX, KEEP_SECONDS) while it follows new partitions
+  and a recreated topic.
 """
 from __future__ import annotations
 
@@ -231,6 +232,8 @@ READER_PROBE = textwrap.dedent("""
         found = await reader.wait(late, 10)
         await asyncio.sleep(Reader.KEEP_SECONDS + 1.5)
         print(json.dumps({"new_partition": found, "kept_after_expiry": len(reader._kept)}), flush=True)
+        after = sys.stdin.readline().strip()  # the test recreates the topic and puts an answer in it
+        print(json.dumps({"recreated": await reader.wait(after, 30)}), flush=True)
         await reader.stop()
         await producer.stop()
 
@@ -260,6 +263,15 @@ def test_response_reader_keeps_a_bounded_number_of_answers_and_follows_new_parti
         second = json.loads(probe.stdout.readline() or "{}")
         assert second.get("new_partition") is not None, (second, probe.stderr.read() if probe.poll() else "")
         assert second["kept_after_expiry"] == 0, second
+        # A recreated topic starts at offset 0, below the reader's positions: it reads it from its start.
+        recreate_topic(admin, topic, 2)
+        after = str(uuid.uuid4())
+        producer.produce(topic, json.dumps({"task_id": after}), partition=0)  # the reader was at offset 120
+        assert producer.flush(30) == 0
+        probe.stdin.write(after + "\n")
+        probe.stdin.flush()
+        third = json.loads(probe.stdout.readline() or "{}")
+        assert third.get("recreated") is not None, (third, probe.stderr.read() if probe.poll() else "")
         assert probe.wait(30) == 0, probe.stderr.read()
     finally:
         if probe.poll() is None:
