@@ -3,8 +3,8 @@
 Runs on a lab host with Laddr's venv (aiohttp, redis, aiokafka). It submits finish tasks round-robin over
 the agents through the API (GET /api/agents/<agent>/chat, wait false) and retries a refused submission
 every 0.2 s until the API takes it. Independently of the API it watches the answers on both buses from
-the start: Redis pub/sub (laddr:response:*) and Kafka's laddr.responses read from the beginning; either
-bus may be missing or restart meanwhile. When the stop file appears (or on SIGTERM) it stops submitting,
+the start: Redis pub/sub (laddr:response:*) and Kafka's laddr.responses from where this run's answers
+start (not from the topic's beginning); either bus may be missing or restart meanwhile. When the stop file appears (or on SIGTERM) it stops submitting,
 waits up to --settle s for the rest, looks up what is still missing in Redis's laddr:response:<task_id>
 keys and writes the result as JSON (atomically) with a one-line summary on stdout. Exit code 0 whatever
 it found: the result file says what happened.
@@ -141,11 +141,27 @@ class Load:
 
     async def read_kafka(self, consumer: AIOKafkaConsumer) -> None:
         # Answers older than this run are not its own: they are skipped, not counted as unknown.
-        since_ms = (self.started - 5) * 1000
+        since_ms = int((self.started - 5) * 1000)
+        placed: set[TopicPartition] = set()
         while not self.finished.is_set():
             batches = await consumer.getmany(timeout_ms=500)
             if consumer.assignment():
                 self.kafka_found = self.kafka_found or time.time()
+            new = consumer.assignment() - placed
+            if new:
+                # Where this run's answers start (or where the last consumer stopped), not the topic's
+                # beginning: a topic that keeps a million answers is not read through at every start.
+                # The end offsets first: no answer written meanwhile falls before its partition's start.
+                ends = await consumer.end_offsets(list(new))
+                starts = await consumer.offsets_for_times({tp: since_ms for tp in new if tp not in self.kafka_positions})
+                for tp in new:
+                    found = starts.get(tp)
+                    start = self.kafka_positions.get(tp, min(found.offset, ends[tp]) if found else ends[tp])
+                    self.kafka_positions[tp] = start
+                    consumer.seek(tp, start)
+                placed |= new
+                # What this poll fetched for them came from before the seek: it comes again.
+                batches = {tp: records for tp, records in batches.items() if tp not in new}
             for partition, records in batches.items():
                 for record in records:
                     # A new consumer reads from the beginning again: what was read before is not counted twice.
