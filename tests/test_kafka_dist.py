@@ -245,9 +245,14 @@ def test_interrupted_build_leaves_no_partial_archive(
         stderr=subprocess.PIPE,
         start_new_session=True,
     )
-    # Maven needs a few seconds even with a warm ~/.m2, so this lands mid-build;
-    # Ctrl-C in a terminal signals the whole process group the same way.
-    time.sleep(2)
+    # The signal lands once Kafka's build directory exists, so mid-build however fast
+    # the machine is (Kafka is built first); Ctrl-C in a terminal signals the whole
+    # process group the same way.
+    deadline = time.monotonic() + 120
+    while not any((root / ".tmp").glob("build.*")):
+        assert build.poll() is None, "the build ended before its build directory was seen"
+        assert time.monotonic() < deadline, "no build directory within 120 s"
+        time.sleep(0.02)
     os.killpg(build.pid, signal.SIGINT)
     build.communicate(timeout=60)
     assert build.returncode != 0
