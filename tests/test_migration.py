@@ -128,6 +128,12 @@ def story(figures, tmp_path_factory):
     runs["rollback"] = playbook("rollback.yml", "-e", "laddr_rollback_confirm=true")
     time.sleep(20)
     result = load.stop()
+    # What the API logged around each waited call that was not answered, while the lab is still up.
+    checks["api around unanswered waited calls"] = [
+        on_host("lab3", f"journalctl -u laddr-api -o short-iso-precise --since @{int(started) - 5} "
+                        f"--until @{int(started) + result['waited']['wait_timeout_s'] + 10} | tail -n 40", check=False).stdout
+        for kind in ("timeout", "failed") for call in result["waited"][kind]["calls"][:3]
+        for started in [datetime.fromisoformat(call["started"]).timestamp()]]
     for name, run in runs.items():
         figures.append((f"migration story: {name} (s)", round(run.seconds, 1)))
     for name in ("migrate", "migrate after Kafka was stopped", "rollback, Kafka stopped", "rollback"):
@@ -375,13 +381,15 @@ def test_every_accepted_task_is_answered_as_sent(story):
 
 
 def test_every_waited_call_is_answered(story):
-    _, result, _, drills = story
+    _, result, checks, drills = story
     waited = result["waited"]
     assert waited["calls"] >= 100, waited
     # A waited call whose task the SIGKILLed worker held times out: that is the task lost above.
     lost_to_the_kill = {task["task_id"] for task in lost_to_the_killed_worker(result, drills["worker killed"])}
-    assert {call["task_id"] for call in waited["timeout"]["calls"]} <= lost_to_the_kill, waited
-    assert waited["wrong"]["count"] == 0 and waited["failed"]["count"] == 0, waited
+    unanswered = json.dumps({kind: waited[kind] for kind in ("timeout", "wrong", "failed")}, indent=1)
+    journal = "\n".join(checks["api around unanswered waited calls"])
+    assert {call["task_id"] for call in waited["timeout"]["calls"]} <= lost_to_the_kill, unanswered + journal
+    assert waited["wrong"]["count"] == 0 and waited["failed"]["count"] == 0, unanswered + journal
     assert waited["answered"] == waited["calls"] - waited["timeout"]["count"], waited
 
 

@@ -86,8 +86,9 @@ class Load:
         self.redis_listening = asyncio.Event()
         self.redis_subscriptions = 0
         self.kafka_found: float | None = None
-        # Waited calls: (outcome, task_id or None, seconds, detail); outcome answered, timeout, wrong or failed.
-        self.waited: list[tuple[str, str | None, float, str]] = []
+        # Waited calls: (outcome, task_id or None, started, seconds, detail); outcome answered, timeout, wrong
+        # or failed.
+        self.waited: list[tuple[str, str | None, float, float, str]] = []
 
     def observe(self, bus: str, task_id: str | None, response: object) -> None:
         if not task_id:
@@ -268,7 +269,7 @@ class Load:
                 outcome = ("timeout" if reply.get("status") == "timeout"
                            else "answered" if answer == token else "wrong")
                 detail = reply.get("status", "") if outcome != "wrong" else f"answer {answer!r}"
-            self.waited.append((outcome, task_id, time.time() - started, detail))
+            self.waited.append((outcome, task_id, started, time.time() - started, detail))
 
     async def pause(self, seconds: float, event: asyncio.Event | None = None) -> None:
         with contextlib.suppress(asyncio.TimeoutError):
@@ -375,13 +376,13 @@ class Load:
         }
 
     def waited_result(self) -> dict:
-        seconds = sorted(took for outcome, _, took, _ in self.waited if outcome == "answered")
+        seconds = sorted(took for outcome, _, _, took, _ in self.waited if outcome == "answered")
         result = {"calls": len(self.waited), "wait_timeout_s": self.args.wait_timeout,
                   "latency_s": {name: round(percentile(seconds, share), 4)
                                 for name, share in (("p50", 0.5), ("p99", 0.99), ("max", 1.0))} if seconds else None}
         for kind in ("answered", "timeout", "wrong", "failed"):
-            calls = [{"task_id": task_id, "seconds": round(took, 3), "detail": detail}
-                     for outcome, task_id, took, detail in self.waited if outcome == kind]
+            calls = [{"task_id": task_id, "started": wall(started), "seconds": round(took, 3), "detail": detail}
+                     for outcome, task_id, started, took, detail in self.waited if outcome == kind]
             result[kind] = {"count": len(calls), "calls": calls[:LISTED]} if kind != "answered" else len(calls)
         return result
 
