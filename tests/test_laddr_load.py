@@ -75,7 +75,8 @@ WAITED = ("--rate", str(RATE), "--waited-rate", "2")
 def assert_waited_calls_answered(result: dict) -> None:
     waited = result["waited"]
     assert waited["calls"] >= 5 and waited["answered"] == waited["calls"], waited
-    assert waited["timeout"]["count"] == waited["wrong"]["count"] == waited["failed"]["count"] == 0, waited
+    assert waited["timeout"]["count"] == waited["wrong"]["count"] == 0, waited
+    assert waited["refused"]["count"] == waited["failed"]["count"] == 0, waited
 
 
 def test_load_on_a_healthy_laddr_is_clean(redis_stack, redis_url, figures):
@@ -127,6 +128,7 @@ def test_load_reports_the_tasks_of_an_agent_whose_workers_died(redis_stack, redi
     timeouts = result["waited"]["timeout"]["calls"]
     assert timeouts and {call["task_id"] for call in timeouts} <= {task["task_id"] for task in lost["tasks"]}, result["waited"]
     assert result["waited"]["failed"]["count"] == result["waited"]["wrong"]["count"] == 0, result["waited"]
+    assert result["waited"]["refused"]["count"] == 0, result["waited"]
 
 
 def test_load_records_the_stretch_when_the_api_is_down_and_loses_nothing(redis_stack, redis_url, figures):

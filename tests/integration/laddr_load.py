@@ -10,8 +10,9 @@ keys and writes the result as JSON (atomically) with a one-line summary on stdou
 it found: the result file says what happened.
 
 With --waited-rate it also makes waited calls (wait true) beside that load, one at a time, as a user of the
-API would, and records each one's outcome: answered with what it sent, a timeout, a wrong answer or a failed
-request. Their tasks count among the accepted ones, so the buses' check covers them too.
+API would, and records each one's outcome: answered with what it sent, a timeout, a wrong answer, refused (an
+HTTP error: the API did not take the task, or failed while waiting) or failed (no HTTP answer at all). Their
+tasks count among the accepted ones, so the buses' check covers them too.
 """
 from __future__ import annotations
 
@@ -86,8 +87,8 @@ class Load:
         self.redis_listening = asyncio.Event()
         self.redis_subscriptions = 0
         self.kafka_found: float | None = None
-        # Waited calls: (outcome, task_id or None, started, seconds, detail); outcome answered, timeout, wrong
-        # or failed.
+        # Waited calls: (outcome, task_id or None, started, seconds, detail); outcome answered, timeout, wrong,
+        # refused or failed.
         self.waited: list[tuple[str, str | None, float, float, str]] = []
 
     def observe(self, bus: str, task_id: str | None, response: object) -> None:
@@ -260,6 +261,8 @@ class Load:
                                        timeout=aiohttp.ClientTimeout(total=self.args.wait_timeout + 30)) as response:
                     reply = await response.json(content_type=None) if response.status == 200 else {}
                     detail = f"HTTP {response.status}"
+                    if response.status != 200:
+                        outcome, detail = "refused", f"{detail}: {(await response.text())[:200]}"
             except (aiohttp.ClientError, asyncio.TimeoutError, ValueError, OSError) as error:
                 reply, detail = {}, repr(error)
             task_id = reply.get("task_id") if isinstance(reply, dict) else None
@@ -380,7 +383,7 @@ class Load:
         result = {"calls": len(self.waited), "wait_timeout_s": self.args.wait_timeout,
                   "latency_s": {name: round(percentile(seconds, share), 4)
                                 for name, share in (("p50", 0.5), ("p99", 0.99), ("max", 1.0))} if seconds else None}
-        for kind in ("answered", "timeout", "wrong", "failed"):
+        for kind in ("answered", "timeout", "wrong", "refused", "failed"):
             calls = [{"task_id": task_id, "started": wall(started), "seconds": round(took, 3), "detail": detail}
                      for outcome, task_id, started, took, detail in self.waited if outcome == kind]
             result[kind] = {"count": len(calls), "calls": calls[:LISTED]} if kind != "answered" else len(calls)
@@ -411,7 +414,8 @@ def main() -> int:
           f"refused {result['refused_attempts']} (longest {result['longest_refusal_s']} s) "
           f"longest gap {result['longest_gap_without_answer_s']} s unknown {result['unknown_answers']} "
           f"by bus {result['answers_by_bus']} waited {result['waited']['calls']} "
-          f"(timeouts {result['waited']['timeout']['count']}, failed {result['waited']['failed']['count']}) "
+          f"(timeouts {result['waited']['timeout']['count']}, refused {result['waited']['refused']['count']}, "
+          f"failed {result['waited']['failed']['count']}) "
           f"-> {args.out}", flush=True)
     return 0
 
