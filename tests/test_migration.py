@@ -129,11 +129,17 @@ def story(figures, tmp_path_factory):
     time.sleep(20)
     result = load.stop()
     # What the API logged around each waited call that was not answered, while the lab is still up.
+    unanswered = [call for kind in ("timeout", "refused", "failed") for call in result["waited"][kind]["calls"][:3]]
     checks["api around unanswered waited calls"] = [
         on_host("lab3", f"journalctl -u laddr-api -o short-iso-precise --since @{int(started) - 5} "
-                        f"--until @{int(started) + result['waited']['wait_timeout_s'] + 10} | tail -n 40", check=False).stdout
-        for kind in ("timeout", "refused", "failed") for call in result["waited"][kind]["calls"][:3]
-        for started in [datetime.fromisoformat(call["started"]).timestamp()]]
+                        f"--until @{int(started) + result['waited']['wait_timeout_s'] + 10} "
+                        "| grep -v 'published successfully' | tail -n 40", check=False).stdout
+        for call in unanswered for started in [datetime.fromisoformat(call["started"]).timestamp()]]
+    # Where the workers took and answered those tasks.
+    checks["api around unanswered waited calls"] += [
+        on_host(host, f"journalctl -o short-iso-precise -u 'laddr-worker@*' -u 'laddr-drain@*' | grep -F {call['task_id']}",
+                check=False).stdout
+        for call in unanswered if call["task_id"] for host in HOSTS]
     for name, run in runs.items():
         figures.append((f"migration story: {name} (s)", round(run.seconds, 1)))
     for name in ("migrate", "migrate after Kafka was stopped", "rollback, Kafka stopped", "rollback"):

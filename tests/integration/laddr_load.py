@@ -384,7 +384,8 @@ class Load:
                   "latency_s": {name: round(percentile(seconds, share), 4)
                                 for name, share in (("p50", 0.5), ("p99", 0.99), ("max", 1.0))} if seconds else None}
         for kind in ("answered", "timeout", "wrong", "refused", "failed"):
-            calls = [{"task_id": task_id, "started": wall(started), "seconds": round(took, 3), "detail": detail}
+            calls = [{"task_id": task_id, "agent": self.accepted.get(task_id, {}).get("agent"), "started": wall(started),
+                      "seconds": round(took, 3), "detail": detail}
                      for outcome, task_id, started, took, detail in self.waited if outcome == kind]
             result[kind] = {"count": len(calls), "calls": calls[:LISTED]} if kind != "answered" else len(calls)
         return result
