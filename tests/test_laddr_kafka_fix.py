@@ -174,10 +174,12 @@ def test_waited_call_costs_the_same_however_many_answers_are_kept(laddr_stock, l
                     (round(stock_0, 3), round(stock_n, 3))))
     figures.append((f"waited call, median s, empty / {PILED_UP} answers kept: patched", (round(fixed_0, 3), round(fixed_n, 3))))
     figures.append(("waited calls in a burst of 8 at once, patched: slowest s", round(max(max(b) for b in burst), 3)))
+    # Stock resolved (1 s budget) may or may not reach an answer behind 10 000 others: a figure, not an assertion.
+    figures.append(("GET resolved of an answer behind 10 000 others: stock / patched HTTP status",
+                    (stock_resolved, fixed_resolved)))
     # Stock: each call left a consumer group, and the calls slowed down as the answers piled up.
     assert len(stock_groups) >= 3, groups
     assert stock_n > 4 * stock_0 and stock_n > 1.0, (stock_empty, stock_full)
-    assert stock_resolved == 404, "stock 0.9.6 found an answer behind 10 000 others within 1 s"
     # Patched: no group, the same cost at both sizes, resolved finds the answer that came before the call.
     assert not {group for group in after - before if group.startswith("wait-")}, after - before
     assert fixed_n < 1.5 * fixed_0 + 0.2, (fixed_empty, fixed_full)
