@@ -20,6 +20,7 @@ import logging
 import os
 import signal
 import sys
+import time
 
 LOG = logging.getLogger("laddr_kafka.worker")
 # How long one read waits for a task: also the longest a stop waits for a read under way.
@@ -66,6 +67,8 @@ async def connect(agent) -> object:
 async def answer(agent, bus, message: dict) -> None:
     """Handle one task and publish its answer, or the error, as Laddr's own loop does."""
     task_id = message.get("task_id")
+    started = time.monotonic()
+    LOG.info("task %s taken", task_id)
     try:
         result = await agent.handle(message.get("payload", {}))
     except Exception as error:
@@ -73,6 +76,7 @@ async def answer(agent, bus, message: dict) -> None:
         result = {"status": "error", "error": str(error)}
     if task_id:
         await bus.publish_response(task_id, result)
+    LOG.info("task %s answered in %.3f s", task_id, time.monotonic() - started)
 
 
 async def leave(bus) -> None:
