@@ -135,11 +135,18 @@ def story(figures, tmp_path_factory):
                         f"--until @{int(started) + result['waited']['wait_timeout_s'] + 10} "
                         "| grep -v 'published successfully' | tail -n 40", check=False).stdout
         for call in unanswered for started in [datetime.fromisoformat(call["started"]).timestamp()]]
-    # Where the workers took and answered those tasks.
+    # Where the workers took and answered those tasks, and what the agent's workers logged meanwhile
+    # (joins, assignments, errors: the lines of every task taken and answered are left out).
     checks["api around unanswered waited calls"] += [
         on_host(host, f"journalctl -o short-iso-precise -u 'laddr-worker@*' -u 'laddr-drain@*' | grep -F {call['task_id']}",
                 check=False).stdout
         for call in unanswered if call["task_id"] for host in HOSTS]
+    checks["api around unanswered waited calls"] += [
+        f"{host}, workers of {call['agent']}:\n" + on_host(
+            host, f"journalctl -o short-iso-precise -u 'laddr-worker@{call['agent']}-*' --since @{int(started) - 30} "
+                  f"--until @{int(started) + result['waited']['wait_timeout_s'] + 30} "
+                  "| grep -v -e ' taken$' -e ' answered in ' | tail -n 40", check=False).stdout
+        for call in unanswered for host in HOSTS for started in [datetime.fromisoformat(call["started"]).timestamp()]]
     for name, run in runs.items():
         figures.append((f"migration story: {name} (s)", round(run.seconds, 1)))
     for name in ("migrate", "migrate after Kafka was stopped", "rollback, Kafka stopped", "rollback"):
