@@ -77,6 +77,8 @@ def test_up_refuses_a_host_count_that_is_not_sensible(lab_env, count):
     assert "host count must be" in proc.stderr
     assert count in proc.stderr
     assert traces() == NOTHING
+    # Each host had a cgroup of its own (a unit of one host is not the unit of that name on the others).
+    assert not list(Path("/sys/fs/cgroup").glob(f"*/laddr-lab-{BRIDGE}")) + list(Path("/sys/fs/cgroup").glob(f"laddr-lab-{BRIDGE}"))
 
 
 def test_up_refuses_when_not_root(lab_env):
@@ -140,9 +142,12 @@ def test_lab_lifecycle(lab_env):
     mirror = on_host(lab_env, "lab2", f"python3 -c \"import urllib.request; "
                      f"print(urllib.request.urlopen('http://{SUBNET_PREFIX}.1:8098/').status)\"")
     assert mirror.stdout.strip() == "200", mirror.stderr
-    # Each host has its own identity.
+    # Each host has its own identity, and its own cgroup: no unit of one host shares a cgroup with another's.
     ids = {on_host(lab_env, h, "cat /etc/machine-id").stdout for h in ("lab1", "lab2", "lab3")}
     assert len(ids) == 3
+    inits = [h["pid"] for h in first["hosts"]]
+    cgroups = {Path(f"/proc/{pid}/cgroup").read_text() for pid in inits}
+    assert len(cgroups) == 3 and all(f"/laddr-lab-{BRIDGE}/lab" in found for found in cgroups), cgroups
 
     # A second up changes nothing: same processes.
     again = lab(lab_env, "up", "3")
