@@ -154,6 +154,9 @@ CASES = {
     "unknown bus": (
         None, ["-e", "laddr_queue_backend=rabbitmq"],
         "laddr_queue_backend is 'rabbitmq'; set it to redis or kafka"),
+    "noop probe with a real LLM backend": (
+        None, ["-e", "laddr_llm_backend=openai", "-e", "laddr_api_probe_noop=true"],
+        "laddr_api_probe_noop is true but laddr_llm_backend is 'openai'"),
     "project path that is not a directory": (
         None, ["-e", "laddr_project_src=/nonexistent/project"],
         "laddr_project_src is '/nonexistent/project', which is not a directory on the controller"),
