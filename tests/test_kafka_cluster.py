@@ -76,6 +76,8 @@ def test_check_mode_shows_the_changed_file_and_restarts_nothing(cluster):
     assert "/etc/zookeeper/zoo.cfg" not in proc.stdout
     assert all(changed >= 1 for changed in lab.changed(proc.stdout).values())
     assert "Broker is restarted" not in proc.stdout
+    plan = re.search(r"Check mode: would restart 3 broker\(s\) one at a time.*? in this order: (lab\d), (lab\d), (lab\d)", proc.stdout)
+    assert plan and sorted(plan.groups()) == HOSTS, proc.stdout[-4000:]
     assert hosts_as_they_are() == before
 
 
@@ -223,3 +225,35 @@ def test_rolling_restart_under_load_loses_nothing_and_keeps_two_brokers_up(clust
     figures.append(("most brokers out of the cluster at once", worst))
     figures.append(("metadata reads that failed or came from an uninformed broker (of all reads)",
                     f"{load.failed_reads} of {len(load.missing)}"))
+
+
+def test_restarts_a_failed_gate_left_owed_are_made_by_the_next_run_one_at_a_time(cluster):
+    """The gate after the first broker's restart fails (a 1 s health timeout: no broker is back that soon),
+    which stops the play with two brokers on the old configuration. The next run changes no file, and must
+    still restart exactly those two, each behind the gate, and leave the first one alone."""
+    setting = {"kafka_properties": {"log.cleaner.threads": 3}}
+    pids_before = main_pids()
+    failed = playbook("-e", json.dumps({**setting, "kafka_health_timeout": 1}), check=False)
+    assert failed.returncode != 0, failed.stdout[-3000:]
+    first = re.findall(r"Broker is restarted: (lab\d)", failed.stdout)
+    assert len(first) == 1, failed.stdout[-4000:]
+    pids_between = main_pids()
+    assert [h for h in HOSTS if pids_between[h] != pids_before[h]] == first, (pids_before, pids_between)
+    for host in HOSTS:
+        assert "log.cleaner.threads=3" in on_host(host, "cat /etc/kafka/server.properties").stdout
+
+    rerun = playbook("-e", json.dumps(setting))
+    config_task = rerun.stdout.split("TASK [laddr.kafka.kafka : Broker configuration is in place]")[1].split("TASK [")[0]
+    assert "changed" not in config_task and config_task.count("ok: [") == 3, config_task
+    restarted = re.findall(r"Broker is restarted: (lab\d)", rerun.stdout)
+    assert sorted(restarted) == sorted(set(HOSTS) - set(first)), rerun.stdout[-4000:]
+    # One at a time: each restart is followed by its own gate before the next restart.
+    steps = re.findall(r"TASK \[laddr\.kafka\.kafka : (Broker is restarted|Cluster is whole and fully replicated "
+                       r"again after restarting) ?:? ?(lab\d)\]", rerun.stdout)
+    assert steps == [step for host in restarted for step in
+                     (("Broker is restarted", host), ("Cluster is whole and fully replicated again after restarting", host))], steps
+    pids_after = main_pids()
+    assert pids_after[first[0]] == pids_between[first[0]]
+    assert all(pids_after[h] != pids_between[h] for h in restarted), (pids_between, pids_after)
+    again = playbook("-e", json.dumps(setting))
+    assert lab.changed(again.stdout) == {host: 0 for host in HOSTS}, again.stdout[-3000:]
