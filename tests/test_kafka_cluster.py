@@ -76,7 +76,7 @@ def test_check_mode_shows_the_changed_file_and_restarts_nothing(cluster):
     assert "/etc/zookeeper/zoo.cfg" not in proc.stdout
     assert all(changed >= 1 for changed in lab.changed(proc.stdout).values())
     assert "Broker is restarted" not in proc.stdout
-    plan = re.search(r"Check mode: would restart 3 broker\(s\) one at a time.*? in this order: (lab\d), (lab\d), (lab\d)", proc.stdout)
+    plan = re.search(r"Check mode: would restart 3 broker\(s\) one at a time.*? in this order: (lab\d), (lab\d), (lab\d)", collapsed(proc.stdout))
     assert plan and sorted(plan.groups()) == HOSTS, proc.stdout[-4000:]
     assert hosts_as_they_are() == before
 
@@ -85,8 +85,14 @@ BAD_INPUTS = {
     "even ensemble": (drop_from_group("zookeeper", "lab3"), [], "has 2 hosts (lab1, lab2); a ZooKeeper ensemble needs 1, 3 or 5"),
     "missing zookeeper_id": (without_host_var("lab2", "zookeeper_id"), [], "Host lab2: zookeeper_id is not set"),
     "duplicate broker id": (host_var("lab3", "kafka_broker_id", 1), [], "kafka_broker_id values repeat in group 'kafka': lab1=1 lab2=2 lab3=1"),
-    "heap larger than memory": (None, ["-e", "kafka_heap_mb=99999999"], "kafka_heap_mb is 99999999 MiB but the host has"),
+    "heap larger than memory": (None, ["-e", "kafka_heap_mb=99999999"], "kafka_heap_mb is 99999999 MiB and the host has"),
     "two services on one port": (None, ["-e", "kafka_jmx_port=2181"], "two services would use one port"),
+    "heap that is not a number": (None, ["-e", "kafka_heap_mb=40G"],
+                                  "Host lab1: argument 'kafka_heap_mb' is of type str and we were unable to convert to int"),
+    "wrong pinned checksum of the installed release": (
+        None, ["-e", "kafka_archive_checksum=sha512:" + "0" * 128],
+        "Host lab1: kafka_archive_checksum is 'sha512:" + "0" * 128 + "', but the release in place (kafka_2.13-3.9.2.tgz) "
+        "was installed from a download whose digest is"),
     "replication above broker count": (None, ["-e", "kafka_default_replication_factor=4"],
                                        "kafka_default_replication_factor is 4 and kafka_min_insync_replicas is 2 with 3 brokers"),
 }

@@ -93,10 +93,22 @@ CASES = {
         "kafka_broker_id values repeat in group 'kafka': lab1=1 lab2=2 lab3=2"),
     "Kafka heap larger than memory": (
         None, ["-e", "kafka_heap_mb=99999999"],
-        "kafka_heap_mb is 99999999 MiB but the host has"),
+        "kafka_heap_mb is 99999999 MiB and the host has"),
     "ZooKeeper heap larger than memory": (
         None, ["-e", "zookeeper_heap_mb=99999999"],
-        "zookeeper_heap_mb is 99999999 MiB but the host has"),
+        "zookeeper_heap_mb is 99999999 MiB and the host has"),
+    "Kafka heap that is not a number": (
+        None, ["-e", "kafka_heap_mb=40G"],
+        "argument 'kafka_heap_mb' is of type str and we were unable to convert to int"),
+    "ZooKeeper port that is not a number": (
+        None, ["-e", "zookeeper_client_port=2181x"],
+        "argument 'zookeeper_client_port' is of type str and we were unable to convert to int"),
+    "topic retention that is not a number": (
+        None, ["-e", "laddr_topic_retention_ms=abc"],
+        "argument 'laddr_topic_retention_ms' is of type str and we were unable to convert to int"),
+    "negative topic retention": (
+        None, ["-e", "laddr_topic_retention_ms=-5"],
+        "laddr_topic_retention_ms is -5 (milliseconds, at least 1, or -1 for no limit)"),
     "two services on one port": (
         None, ["-e", "kafka_jmx_port=2181"],
         "two services would use one port: kafka_client_port=9092 kafka_internal_port=29092 kafka_jmx_port=2181"),
