@@ -49,10 +49,25 @@ def cluster(figures):
     # Fresh hosts, so that the first run is a fresh install.
     lab.lab("down")
     lab.lab("up", "3")
+    before = hosts_as_they_are()
+    check = playbook("--check", "--diff", check=False)
+    after_check = hosts_as_they_are()
     fresh = playbook()
+    fresh.check_mode_run, fresh.check_mode_left_hosts_alone = check, after_check == before
+    figures.append(("kafka_cluster.yml --check --diff on fresh hosts (s)", round(check.seconds, 1)))
     figures.append(("kafka_cluster.yml fresh install, 3 hosts (s)", round(fresh.seconds, 1)))
     yield fresh
     lab.lab("down", check=False)
+
+
+def test_check_mode_on_fresh_hosts_shows_the_install_and_changes_nothing(cluster):
+    proc = cluster.check_mode_run
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    out = collapsed(proc.stdout)
+    for unit in ("zookeeper", "kafka"):
+        assert f"Check mode: {unit}.service is new; a real run would enable and start it." in out, out[-3000:]
+    assert proc.stdout.count("+broker.id=") == 3, proc.stdout[-4000:]
+    assert cluster.check_mode_left_hosts_alone
 
 
 def test_fresh_install_then_a_rerun_changes_nothing(cluster, figures):
