@@ -62,7 +62,17 @@ def test_built_collection_leaves_out_tests_ci_and_caches(built):
     assert "roles/common/tasks/main.yml" in names and "playbooks/base.yml" in names
     for unwanted in ("tests/", "molecule/", "scripts/", ".ci/", ".venv/", ".collections/", ".git/", "tools/"):
         assert not [n for n in names if n.startswith(unwanted)], unwanted
+    # The lab's inventory carries its passwords; benchmark runs are the team's, not a user's.
+    for unwanted in ("inventories/lab/", "docs/benchmark/", "pytest.ini"):
+        assert not [n for n in names if n.startswith(unwanted)], unwanted
+    with tarfile.open(built) as tar:
+        for member in tar.getmembers():
+            if member.isfile():
+                text = tar.extractfile(member).read()
+                assert b"laddr-lab-redis-only" not in text and b"laddr-lab-only" not in text, member.name
+    assert "LICENSE" in names and "LICENSES/GPL-3.0-or-later.txt" in names and "LICENSES/Apache-2.0.txt" in names
     manifest = json.loads(tarfile.open(built).extractfile("MANIFEST.json").read())
+    assert manifest["collection_info"]["license"] == ["GPL-3.0-or-later", "Apache-2.0"]
     assert manifest["collection_info"]["namespace"] == "laddr"
     assert manifest["collection_info"]["name"] == "kafka"
 

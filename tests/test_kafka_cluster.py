@@ -77,6 +77,27 @@ def test_fresh_install_then_a_rerun_changes_nothing(cluster, figures):
     assert lab.changed(again.stdout) == {host: 0 for host in HOSTS}, again.stdout[-3000:]
 
 
+def test_the_guides_checks_run_on_a_broker_as_written(cluster):
+    """The migration guide's `kafka-topics --list --bootstrap-server localhost:9092`, and the other usual tools,
+    typed on a broker: the launchers the role installs run the release's own classes."""
+    topic = f"guide-{uuid.uuid4().hex[:6]}"
+    created = on_host("lab1", f"kafka-topics --create --topic {topic} --partitions 3 --replication-factor 3")
+    assert created.returncode == 0, created.stdout + created.stderr
+    listed = on_host("lab1", "kafka-topics --list --bootstrap-server localhost:9092")
+    assert listed.returncode == 0 and topic in listed.stdout.split(), listed.stdout + listed.stderr
+    produced = lab.ssh("lab2", f"kafka-console-producer --topic {topic}", stdin="one\ntwo\nthree\n", timeout=60)
+    assert produced.returncode == 0, produced.stderr
+    consumed = on_host("lab3", f"kafka-console-consumer --topic {topic} --group guide-check --from-beginning "
+                               "--max-messages 3 --timeout-ms 30000")
+    assert sorted(consumed.stdout.split()) == ["one", "three", "two"], consumed.stdout + consumed.stderr
+    described = on_host("lab1", "kafka-consumer-groups --describe --group guide-check")
+    rows = [line.split() for line in described.stdout.splitlines() if line.startswith("guide-check")]
+    assert sorted(row[2] for row in rows if row[1] == topic) == ["0", "1", "2"], described.stdout + described.stderr
+    assert all(row[5] == "0" for row in rows), described.stdout  # LAG: every message was read
+    brokers = on_host("lab2", "zookeeper-shell ls /brokers/ids")
+    assert "[1, 2, 3]" in brokers.stdout, brokers.stdout + brokers.stderr
+
+
 def test_check_mode_on_the_converged_cluster_reports_no_change(cluster):
     proc = playbook("--check", "--diff")
     assert lab.changed(proc.stdout) == {host: 0 for host in HOSTS}, proc.stdout[-3000:]

