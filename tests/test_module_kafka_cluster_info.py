@@ -100,3 +100,20 @@ def test_partition_health_compares_isr_with_replicas_and_min_isr():
     assert [(p["topic"], p["partition"]) for p in health["under_min_isr_partitions"]] == [("a", 1)]
     assert health["offline_partition_count"] == 1
     assert mod.min_isr_by_topic({"a": {"min.insync.replicas": {"value": "2"}}, "b": {}}) == {"a": 2}
+
+
+def test_module_defaults_of_the_kafka_action_group_give_every_kafka_module_its_connection(conn):
+    defaults = {"module_defaults": {"group/laddr.kafka.kafka": conn}}
+    info, group, without = run_tasks(
+        task("kafka_cluster_info", {}, check_mode=True, **defaults),
+        task("kafka_topic", {"name": f"test.defaults.{uuid.uuid4().hex[:6]}", "partitions": 1, "replication_factor": 1},
+             check_mode=True, **defaults),
+        task("kafka_cluster_info", {}, check_mode=True),
+    ).results
+    assert not info.get("failed"), info.get("msg")
+    assert info["broker_count"] == 1
+    assert not group.get("failed"), group.get("msg")
+    assert group["changed"] is True  # check mode: the broker validated the topic it would create
+    # Without the group's defaults the module goes to its own default, where no broker listens.
+    assert conn["bootstrap_servers"] != ["127.0.0.1:9092"]
+    assert without["failed"] is True and "Kafka at 127.0.0.1:9092 is not reachable" in without["msg"]

@@ -159,16 +159,13 @@ waited:
   sample: 12.4
 """
 
-import time
-
 from ansible_collections.laddr.kafka.plugins.module_utils.kafka import (
     KafkaClientError,
     metadata_brokers,
     metadata_topics,
     run_kafka_module,
 )
-
-POLL_INTERVAL = 1.0
+from ansible_collections.laddr.kafka.plugins.module_utils.wait import wait_until
 
 
 def min_isr_by_topic(configs):
@@ -261,20 +258,12 @@ class ClusterInfo(object):
         return observed
 
     def run(self):
-        started = time.monotonic()
-        deadline = started + max(self.module.params["wait_timeout"], 0)
-        while True:
-            try:
-                observed = self.observe()
-                problems = unmet(observed, self.expect)
-            except KafkaClientError as exc:
-                if exc.permanent or not self.waiting:
-                    raise
-                observed, problems = None, [str(exc)]
-            if not problems or not self.waiting or time.monotonic() >= deadline:
-                break
-            time.sleep(min(POLL_INTERVAL, max(deadline - time.monotonic(), 0)))
-        waited = round(time.monotonic() - started, 1)
+        def read():
+            observed = self.observe()
+            return observed, unmet(observed, self.expect)
+
+        observed, problems, waited = wait_until(read, self.waiting, self.module.params["wait_timeout"],
+                                                transient=(KafkaClientError,))
         if not problems:
             self.module.exit_json(changed=False, waited=waited, **observed)
         msg = "Kafka cluster not as expected after %gs: %s" % (waited, "; ".join(problems))

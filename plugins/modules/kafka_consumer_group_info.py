@@ -254,15 +254,13 @@ waited:
   sample: 3.2
 """
 
-import time
-
 from ansible_collections.laddr.kafka.plugins.module_utils.kafka import (
     KafkaClientError,
     metadata_topics,
     run_kafka_module,
 )
+from ansible_collections.laddr.kafka.plugins.module_utils.wait import wait_until
 
-POLL_INTERVAL = 1.0
 
 # confluent-kafka's ConsumerGroupState names, as Kafka's tools and docs spell the states.
 GROUP_STATES = {
@@ -409,21 +407,17 @@ class ConsumerGroupInfo(object):
         return observed
 
     def run(self):
-        started = time.monotonic()
-        deadline = started + max(self.module.params["wait_timeout"], 0)
         allow_missing = self.module.params["allow_missing"]
-        while True:
-            try:
-                observed = self.observe()
-                problems = unmet(observed, self.expect, allow_missing)
-            except KafkaClientError as exc:
-                if exc.permanent or not self.waiting:
-                    self.module.fail_json(msg="Consumer group %r: %s" % (self.group, exc))
-                observed, problems = None, [str(exc)]
-            if not problems or not self.waiting or time.monotonic() >= deadline:
-                break
-            time.sleep(min(POLL_INTERVAL, max(deadline - time.monotonic(), 0)))
-        waited = round(time.monotonic() - started, 1)
+
+        def read():
+            observed = self.observe()
+            return observed, unmet(observed, self.expect, allow_missing)
+
+        try:
+            observed, problems, waited = wait_until(read, self.waiting, self.module.params["wait_timeout"],
+                                                    transient=(KafkaClientError,))
+        except KafkaClientError as exc:
+            self.module.fail_json(msg="Consumer group %r: %s" % (self.group, exc))
         if not problems:
             self.module.exit_json(changed=False, waited=waited, **observed)
         if not self.waiting:

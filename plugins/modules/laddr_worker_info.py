@@ -45,7 +45,7 @@ options:
   wait_timeout:
     description:
       - Seconds to wait for O(expect_instances); fails afterwards with what was seen.
-    type: int
+    type: float
     default: 60
 """
 
@@ -89,9 +89,9 @@ import glob
 import os
 import socket
 import struct
-import time
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.laddr.kafka.plugins.module_utils.wait import wait_until
 
 WANTS_GLOB = "/etc/systemd/system/*.wants/%s*.service"
 
@@ -217,7 +217,7 @@ def main():
             unit_prefix=dict(type="str", default="laddr-worker@"),
             bus_endpoints=dict(type="list", elements="str", default=[]),
             expect_instances=dict(type="list", elements="str"),
-            wait_timeout=dict(type="int", default=60),
+            wait_timeout=dict(type="float", default=60),
         ),
         supports_check_mode=True,
     )
@@ -229,20 +229,18 @@ def main():
     except ValueError as err:
         module.fail_json(msg=str(err))
     expected = module.params["expect_instances"]
-    started = time.monotonic()
-    deadline = started + max(module.params["wait_timeout"], 0)
-    while True:
+    if expected is None:
+        module.exit_json(changed=False, instances=read_instances(module, prefix, endpoints))
+
+    def read():
         instances = read_instances(module, prefix, endpoints)
-        if expected is None:
-            module.exit_json(changed=False, instances=instances)
         not_ready, unexpected = assess(instances, expected, bool(endpoints))
-        if (not not_ready and not unexpected) or time.monotonic() >= deadline:
-            break
-        time.sleep(1)
-    result = dict(changed=False, instances=instances, not_ready=not_ready, unexpected=unexpected,
-                  waited=round(time.monotonic() - started, 1))
+        return (instances, not_ready, unexpected), not_ready + unexpected
+
+    (instances, not_ready, unexpected), _problems, waited = wait_until(read, True, module.params["wait_timeout"])
+    result = dict(changed=False, instances=instances, not_ready=not_ready, unexpected=unexpected, waited=waited)
     if not_ready or unexpected:
-        msg = "Worker instances not as planned after %ss." % module.params["wait_timeout"]
+        msg = "Worker instances not as planned after %gs." % waited
         if not_ready:
             msg += " Not ready: %s." % describe(instances, not_ready)
         if unexpected:

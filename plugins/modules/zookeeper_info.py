@@ -29,17 +29,17 @@ options:
     type: list
     elements: str
     default: ["127.0.0.1:2181"]
-  wait_healthy:
+  expect_healthy:
     description:
       - Wait until every server serves and, for more than one server, exactly one is the
         leader and the rest are followers.
-      - Fails after O(timeout) seconds with the state last observed.
+      - Fails after O(wait_timeout) seconds with the state last observed.
     type: bool
     default: false
-  timeout:
+  wait_timeout:
     description:
-      - Seconds to wait with O(wait_healthy).
-    type: int
+      - Seconds to wait for O(expect_healthy).
+    type: float
     default: 120
   connect_timeout:
     description:
@@ -59,8 +59,8 @@ EXAMPLES = r"""
       - 10.0.0.11:2181
       - 10.0.0.12:2181
       - 10.0.0.13:2181
-    wait_healthy: true
-    timeout: 120
+    expect_healthy: true
+    wait_timeout: 120
 """
 
 RETURN = r"""
@@ -116,9 +116,9 @@ waited:
 """
 
 import socket
-import time
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.laddr.kafka.plugins.module_utils.wait import wait_until
 
 
 def parse_srvr(text):
@@ -194,8 +194,8 @@ def main():
     module = AnsibleModule(
         argument_spec=dict(
             servers=dict(type="list", elements="str", default=["127.0.0.1:2181"]),
-            wait_healthy=dict(type="bool", default=False),
-            timeout=dict(type="int", default=120),
+            expect_healthy=dict(type="bool", default=False),
+            wait_timeout=dict(type="float", default=120),
             connect_timeout=dict(type="float", default=3),
         ),
         supports_check_mode=True,
@@ -208,19 +208,18 @@ def main():
             split_server(server)
         except ValueError as err:
             module.fail_json(msg=str(err))
-    started = time.monotonic()
-    deadline = started + max(module.params["timeout"], 0)
-    while True:
+
+    def read():
         states = [ask(server, module.params["connect_timeout"]) for server in servers]
         leaders, healthy = assess(states)
-        if healthy or not module.params["wait_healthy"] or time.monotonic() >= deadline:
-            break
-        time.sleep(1)
-    result = dict(changed=False, servers=states, leader_count=leaders, healthy=healthy,
-                  waited=round(time.monotonic() - started, 1))
-    if module.params["wait_healthy"] and not healthy:
-        module.fail_json(msg="ZooKeeper ensemble not healthy after %ss (%d leaders): %s"
-                         % (module.params["timeout"], leaders, describe(states)), **result)
+        return (states, leaders, healthy), [] if healthy else ["not healthy"]
+
+    waiting = module.params["expect_healthy"]
+    (states, leaders, healthy), _problems, waited = wait_until(read, waiting, module.params["wait_timeout"])
+    result = dict(changed=False, servers=states, leader_count=leaders, healthy=healthy, waited=waited)
+    if waiting and not healthy:
+        module.fail_json(msg="ZooKeeper ensemble not healthy after %gs (%d leaders): %s"
+                         % (waited, leaders, describe(states)), **result)
     module.exit_json(**result)
 
 
