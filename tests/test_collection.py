@@ -59,7 +59,7 @@ def built(tmp_path_factory):
 def test_built_collection_leaves_out_tests_ci_and_caches(built):
     with tarfile.open(built) as tar:
         names = tar.getnames()
-    assert "roles/common/tasks/main.yml" in names and "playbooks/base.yml" in names
+    assert "roles/base/tasks/main.yml" in names and "playbooks/base.yml" in names
     for unwanted in ("tests/", "molecule/", "scripts/", ".ci/", ".venv/", ".collections/", ".git/", "tools/"):
         assert not [n for n in names if n.startswith(unwanted)], unwanted
     # The lab's inventory carries its passwords; benchmark runs are the team's, not a user's.
@@ -86,7 +86,7 @@ def test_installed_collection_runs_its_playbook_by_fqcn(built, tmp_path):
     env["ANSIBLE_COLLECTIONS_PATH"] = str(install)
     listed = run(["ansible-playbook", "-i", "localhost,", "--list-tasks", "laddr.kafka.base"], cwd=tmp_path, env=env)
     assert listed.returncode == 0, listed.stdout + listed.stderr
-    assert "laddr.kafka.common : Base packages and the Java runtime are installed" in listed.stdout
-    doc = run(["ansible-doc", "-t", "role", "laddr.kafka.common"], cwd=tmp_path, env=env)
+    assert "laddr.kafka.base : Base packages and the Java runtime are installed" in listed.stdout
+    doc = run(["ansible-doc", "-t", "role", "laddr.kafka.base"], cwd=tmp_path, env=env)
     assert doc.returncode == 0, doc.stderr
-    assert "common_service_accounts" in doc.stdout
+    assert "base_service_accounts" in doc.stdout
