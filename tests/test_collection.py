@@ -2,6 +2,7 @@
 and a built artifact that installs and runs its playbooks without this repository."""
 import json
 import os
+import re
 import subprocess
 import tarfile
 from pathlib import Path
@@ -90,3 +91,17 @@ def test_installed_collection_runs_its_playbook_by_fqcn(built, tmp_path):
     doc = run(["ansible-doc", "-t", "role", "laddr.kafka.base"], cwd=tmp_path, env=env)
     assert doc.returncode == 0, doc.stderr
     assert "base_service_accounts" in doc.stdout
+
+
+def test_playbooks_fall_back_to_the_declared_defaults_of_their_options():
+    """The playbooks' options are declared once (laddr's entry point playbook_options); where a playbook
+    spells a fallback for one, it is the declared default."""
+    spec = yaml.safe_load((REPO / "roles/laddr/meta/argument_specs.yml").read_text())["argument_specs"]
+    declared = spec["playbook_options"]["options"]
+    seen = 0
+    for playbook in sorted((REPO / "playbooks").glob("*.yml")):
+        for name, fallback in re.findall(r"(laddr_\w+) \| default\(([^)]*)\)", playbook.read_text()):
+            if name in declared:
+                seen += 1
+                assert yaml.safe_load(fallback) == declared[name]["default"], f"{playbook.name}: {name} | default({fallback})"
+    assert seen >= 5

@@ -109,6 +109,9 @@ CASES = {
     "negative topic retention": (
         None, ["-e", "laddr_topic_retention_ms=-5"],
         "laddr_topic_retention_ms is -5 (milliseconds, at least 1, or -1 for no limit)"),
+    "drain timeout that is not a number": (
+        None, ["-e", "laddr_cutover_drain_timeout=10m"],
+        "argument 'laddr_cutover_drain_timeout' is of type str and we were unable to convert to int"),
     "two services on one port": (
         None, ["-e", "kafka_jmx_port=2181"],
         "two services would use one port: kafka_client_port=9092 kafka_internal_port=29092 kafka_jmx_port=2181"),
