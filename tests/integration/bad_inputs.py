@@ -168,7 +168,7 @@ CASES = {
         "Group redis has 2 hosts (lab3, lab2); Laddr's Redis bus is one host"),
     "unknown bus": (
         None, ["-e", "laddr_queue_backend=rabbitmq"],
-        "laddr_queue_backend is 'rabbitmq'; set it to redis or kafka"),
+        "value of laddr_queue_backend must be one of: redis, kafka, got: rabbitmq"),
     "noop probe with a real LLM backend": (
         None, ["-e", "laddr_llm_backend=openai", "-e", "laddr_api_probe_noop=true"],
         "laddr_api_probe_noop is true but laddr_llm_backend is 'openai'"),
