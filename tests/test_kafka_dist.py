@@ -245,13 +245,16 @@ def test_interrupted_build_leaves_no_partial_archive(
         stderr=subprocess.PIPE,
         start_new_session=True,
     )
-    # The signal lands once Kafka's build directory exists, so mid-build however fast
-    # the machine is (Kafka is built first); Ctrl-C in a terminal signals the whole
-    # process group the same way.
+    # The signal lands once Maven runs in Kafka's build directory (its log exists), so
+    # mid-build however fast the machine is (Kafka is built first); Ctrl-C in a terminal
+    # signals the whole process group the same way. Not at the moment the directory
+    # appears: mktemp has just made it and may not have been reaped, and a shell that
+    # gets SIGINT while its child exits 0 takes it as handled by the child and goes on
+    # (bash's wait-and-cooperative-exit), so the build finished whole: the CI failure.
     deadline = time.monotonic() + 120
-    while not any((root / ".tmp").glob("build.*")):
-        assert build.poll() is None, "the build ended before its build directory was seen"
-        assert time.monotonic() < deadline, "no build directory within 120 s"
+    while not any((root / ".tmp").glob("build.*/maven.log")):
+        assert build.poll() is None, "the build ended before Maven was seen running"
+        assert time.monotonic() < deadline, "Maven did not start within 120 s"
         time.sleep(0.02)
     os.killpg(build.pid, signal.SIGINT)
     build.communicate(timeout=60)
