@@ -115,6 +115,9 @@ CASES = {
     "two services on one port": (
         None, ["-e", "kafka_jmx_port=2181"],
         "two services would use one port: kafka_client_port=9092 kafka_internal_port=29092 kafka_jmx_port=2181"),
+    "wheel directory that does not answer": (
+        None, ["-e", "laddr_pip_wheels_url={{ lab_mirror_url }}/no-wheels/"],
+        "/no-wheels/', which does not answer from this host"),
     "Kafka UI port in use by sshd": (
         None, ["-e", "kafka_ui_port=22"],
         "Host lab3: port 22 (kafka_ui_port) is in use by sshd"),
