@@ -148,6 +148,24 @@ def redis_cli(redis_url: str) -> Callable[..., str]:
     return run
 
 
+TIERS = ("unit", "lint", "broker", "lab")
+
+
+def pytest_collection_modifyitems(config, items) -> None:  # type: ignore[no-untyped-def]
+    """Each test is in exactly one tier (pytest.ini): tests/unit are unit, elsewhere its module or itself says which.
+    A test with none or two is refused, so that pytest -m unit never runs something heavier by accident."""
+    unit_dir = Path(__file__).resolve().parent / "unit"
+    wrong = []
+    for item in items:
+        if unit_dir in Path(item.path).resolve().parents:
+            item.add_marker(pytest.mark.unit)
+        tiers = sorted({mark.name for mark in item.iter_markers() if mark.name in TIERS})
+        if len(tiers) != 1:
+            wrong.append(f"{item.nodeid}: {', '.join(tiers) or 'no tier'}")
+    if wrong:
+        raise pytest.UsageError("each test needs exactly one tier mark (" + ", ".join(TIERS) + "):\n  " + "\n  ".join(wrong))
+
+
 _FIGURES: list = []
 
 

@@ -18,17 +18,20 @@ def run(cmd, **kw):
     return subprocess.run(cmd, capture_output=True, text=True, timeout=600, **kw)
 
 
+@pytest.mark.lint
 def test_yamllint_is_clean():
     proc = run(["yamllint", "--strict", "."], cwd=REPO)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+@pytest.mark.lint
 def test_ansible_lint_production_profile_is_clean():
     proc = run(["ansible-lint", "--profile", "production", "--nocolor"], cwd=REPO)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     assert "Profile 'production' was required, and it passed" in proc.stderr + proc.stdout
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("role", ROLES)
 def test_every_public_default_is_in_the_argument_spec(role):
     """Every role default is an option of an entry point, and every entry point that declares it gives the
@@ -57,6 +60,7 @@ def built(tmp_path_factory):
     return artifact
 
 
+@pytest.mark.unit
 def test_built_collection_leaves_out_tests_ci_and_caches(built):
     with tarfile.open(built) as tar:
         names = tar.getnames()
@@ -78,6 +82,7 @@ def test_built_collection_leaves_out_tests_ci_and_caches(built):
     assert manifest["collection_info"]["name"] == "kafka"
 
 
+@pytest.mark.unit
 def test_installed_collection_runs_its_playbook_by_fqcn(built, tmp_path):
     install = tmp_path / "collections"
     proc = run(["ansible-galaxy", "collection", "install", "-p", str(install), str(built)], cwd=tmp_path)
@@ -93,6 +98,7 @@ def test_installed_collection_runs_its_playbook_by_fqcn(built, tmp_path):
     assert "base_service_accounts" in doc.stdout
 
 
+@pytest.mark.unit
 def test_playbooks_fall_back_to_the_declared_defaults_of_their_options():
     """The playbooks' options are declared once (laddr's entry point playbook_options); where a playbook
     spells a fallback for one, it is the declared default."""
@@ -105,3 +111,45 @@ def test_playbooks_fall_back_to_the_declared_defaults_of_their_options():
                 seen += 1
                 assert yaml.safe_load(fallback) == declared[name]["default"], f"{playbook.name}: {name} | default({fallback})"
     assert seen >= 5
+
+
+def listed_tasks(playbook, *args):
+    """{play name: [(task, tags)]} as ansible-playbook --list-tasks shows PLAYBOOK on the staging inventory."""
+    proc = run(["ansible-playbook", "-i", "inventories/staging", f"playbooks/{playbook}", "--list-tasks", *args],
+               cwd=REPO, env=dict(os.environ, ANSIBLE_NOCOLOR="1"))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    plays, play = {}, None
+    for line in proc.stdout.splitlines():
+        found = re.match(r"\s+play #\d+ \([^)]*\): (.*?)\tTAGS", line)
+        if found:
+            play = plays.setdefault(found.group(1), [])
+        elif play is not None and "\tTAGS: [" in line:
+            task, tags = line.strip().rsplit("\tTAGS: [", 1)
+            play.append((task, set(tags.rstrip("]").split(", "))))
+    return plays
+
+
+@pytest.mark.unit
+def test_every_task_of_a_role_carries_the_role_tag():
+    """--tags <role> runs that role's tasks and none of another's (the roles' main entry points tag every phase)."""
+    seen = set()
+    for playbook in ("kafka_cluster.yml", "kafka_ui.yml", "redis_state.yml"):
+        for play, tasks in listed_tasks(playbook).items():
+            for task, tags in tasks:
+                role = re.match(r"laddr\.kafka\.(\w+) : ", task)
+                if role and not task.split(" : ", 1)[1].startswith("Validating arguments"):
+                    assert role.group(1) in tags, f"{playbook}, {play}: {task} has tags {tags}"
+                    seen.add(role.group(1))
+    assert seen == {"base", "zookeeper", "kafka", "kafka_ui", "redis", "laddr_worker", "laddr_api"}, seen
+
+
+@pytest.mark.unit
+def test_tags_select_one_role_of_a_playbook():
+    plays = listed_tasks("kafka_cluster.yml", "--tags", "zookeeper")
+    ran = {task.split(" : ")[0] for tasks in plays.values() for task, tags in tasks if "always" not in tags}
+    assert "laddr.kafka.zookeeper" in ran and "laddr.kafka.kafka" not in ran and "laddr.kafka.base" not in ran, plays
+    assert plays["Preflight of the Kafka brokers"] == [], plays
+    plays = listed_tasks("kafka_cluster.yml", "--tags", "kafka")
+    assert plays["ZooKeeper ensemble is installed and serving"] == [
+        (task, tags) for task, tags in plays["ZooKeeper ensemble is installed and serving"] if "always" in tags], plays
+    assert any(task.startswith("laddr.kafka.kafka : ") for task, _ in plays["Kafka brokers are installed and in the cluster"])

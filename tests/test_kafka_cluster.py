@@ -25,7 +25,7 @@ from lab import HOSTS, INVENTORY, bootstrap  # noqa: E402
 
 PLAYBOOK = "playbooks/kafka_cluster.yml"
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root")
+pytestmark = [pytest.mark.lab, pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root")]
 
 
 def playbook(*args, inventory=INVENTORY, check=True):
@@ -85,6 +85,15 @@ def until(read, done, seconds):
         time.sleep(2)
         result = read()
     return result
+
+
+def test_hosts_without_pypi_install_the_admin_environment_from_the_wheels(cluster):
+    """The lab boots its hosts with PyPI closed (LAB_PYPI=closed) and the inventory points pip at the mirror's
+    wheels: the fresh install above got confluent-kafka from there."""
+    closed = lab.ssh("lab1", "python3 -c \"import urllib.request; urllib.request.urlopen('https://pypi.org/simple/', timeout=10)\"")
+    assert closed.returncode != 0 and "Connection refused" in closed.stderr, closed.stdout + closed.stderr
+    version = lab.ssh("lab2", "/opt/kafka/admin-venv/bin/python -m pip show confluent-kafka | sed -n 's/^Version: //p'")
+    assert version.stdout.strip() == "2.16.1", version.stdout + version.stderr
 
 
 def test_the_guides_checks_run_on_a_broker_as_written(cluster):
@@ -149,6 +158,11 @@ BAD_INPUTS = {
         None, ["-e", "kafka_archive_checksum=sha512:" + "0" * 128],
         "Host lab1: kafka_archive_checksum is 'sha512:" + "0" * 128 + "', but the release in place (kafka_2.13-3.9.2.tgz) "
         "was installed from a download whose digest is"),
+    "wheel directory that does not answer": (None, ["-e", "kafka_admin_pip_wheels_url={{ lab_mirror_url }}/no-wheels/"],
+                                             "/no-wheels/', which does not answer from this host"),
+    "wheel directory without a package": (
+        None, ["-e", json.dumps({"kafka_admin_pip_packages": ["confluent-kafka==2.16.1", "kafka-python==2.0.2"]})],
+        "/wheels/', which holds no wheel of kafka-python"),
     "replication above broker count": (None, ["-e", "kafka_default_replication_factor=4"],
                                        "kafka_default_replication_factor is 4 and kafka_min_insync_replicas is 2 with 3 brokers"),
 }

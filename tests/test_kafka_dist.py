@@ -27,6 +27,8 @@ from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 import kafka_local
 from kafka_local import Mirror
 
+pytestmark = pytest.mark.broker
+
 SHA512_LINE = re.compile(r"^([0-9a-f]{128})  (\S+)\n$")
 KAFKA_39 = re.compile(r"^3\.9\.\d+$")
 

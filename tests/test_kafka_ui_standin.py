@@ -27,6 +27,8 @@ import pytest
 import kafka_local
 from kafka_local import Mirror
 
+pytestmark = pytest.mark.broker
+
 PASSWORD = 's3cret with spaces & "quotes"'
 
 

@@ -17,7 +17,7 @@ BRIDGE = "laddrtest0"
 SUBNET_PREFIX = "10.78.0"
 STATE = Path("/var/lib/laddr-lab-test")
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root")
+pytestmark = [pytest.mark.lab, pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root")]
 
 
 @pytest.fixture(scope="module")
@@ -172,8 +172,25 @@ def test_lab_lifecycle(lab_env):
     assert on_host(lab_env, "lab2", "ps -o lstart= -p 1").stdout not in ("", booted)
     assert status(lab_env)["up"] is True
 
+    # A snapshot keeps the hosts as they are; restoring it brings them back so, whatever changed since.
+    on_host(lab_env, "lab1", "touch /root/before-snapshot")
+    lab(lab_env, "snapshot", "save", "kept")
+    assert status(lab_env)["up"] is True and on_host(lab_env, "lab1", "ls /root/before-snapshot").returncode == 0
+    on_host(lab_env, "lab1", "rm /root/before-snapshot && touch /root/after-snapshot")
+    lab(lab_env, "up", "2")
+    restored = lab(lab_env, "snapshot", "restore", "kept")
+    assert "3 hosts restored" in restored.stdout
+    assert status(lab_env)["up"] is True and [h["name"] for h in status(lab_env)["hosts"]] == ["lab1", "lab2", "lab3"]
+    assert on_host(lab_env, "lab1", "ls /root/before-snapshot").returncode == 0
+    assert on_host(lab_env, "lab1", "ls /root/after-snapshot").returncode != 0
+    assert on_host(lab_env, "lab2", "ls /root/kept").returncode == 0
+    assert "kept" in lab(lab_env, "snapshot", "list").stdout
+    missing = lab(lab_env, "snapshot", "restore", "nosuch", check=False)
+    assert missing.returncode != 0 and "no snapshot named 'nosuch'" in missing.stderr
+
     lab(lab_env, "down")
     assert traces() == NOTHING
+    assert not (STATE / "snapshots").exists()
     assert Path("/proc/sys/net/ipv4/ip_forward").read_text() == forward_before
     assert not Path(lab_env["LAB_INVENTORY"]).exists()
     assert status(lab_env)["hosts"] == []

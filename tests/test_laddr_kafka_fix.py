@@ -33,6 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import laddr_local  # noqa: E402
 from laddr_local import Stack, chat, resolved  # noqa: E402
 
+pytestmark = pytest.mark.broker
+
 PATCHES = laddr_local.REPO / "roles" / "laddr" / "files" / "patches" / "laddr-0.9.6"
 TASK_ID_PATCH = PATCHES / "0001-kafka-answers-carry-their-task-id.patch"
 RESPONSES = "laddr.responses"

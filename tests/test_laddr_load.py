@@ -22,6 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import kafka_local  # noqa: E402
 from laddr_local import Stack  # noqa: E402
 
+pytestmark = pytest.mark.broker
+
 REPO = Path(__file__).resolve().parent.parent
 LOAD = REPO / "tests" / "integration" / "laddr_load.py"
 AGENTS = ["writer", "researcher", "analyzer"]

@@ -24,6 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import kafka_local  # noqa: E402
 from laddr_local import LAUNCHER, Stack, chat  # noqa: E402
 
+pytestmark = pytest.mark.broker
+
 
 class RestartableRedis:
     """A redis-server of the test's own on a free loopback port, with an append-only file, restartable."""

@@ -18,6 +18,8 @@ import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
+pytestmark = pytest.mark.broker
+
 REPO = Path(__file__).resolve().parent.parent
 LAUNCHER = REPO / "roles" / "laddr" / "files" / "laddr_worker.py"
 TASK_SECONDS = 3

@@ -36,7 +36,7 @@ from lab import AGENTS, HOSTS, INVENTORY, REPO, addresses, longest_gap  # noqa: 
 SCALED = {"coordinator": 1, "researcher": 3, "analyzer": 1, "writer": 0, "validator": 1}
 LOAD_OUT = "/root/load.json"
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root")
+pytestmark = [pytest.mark.lab, pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root")]
 
 
 def playbook(name, *args, inventory=INVENTORY, check=True):
@@ -87,6 +87,9 @@ def story(figures, tmp_path_factory):
     runs = {"redis_state": playbook("redis_state.yml")}
     load = LoadRun()
     checks, drills = {}, {}
+    checks["pypi and laddr on a host"] = on_host(
+        "lab1", "python3 -c \"import urllib.request; urllib.request.urlopen('https://pypi.org/simple/', timeout=10)\"; "
+                "echo pypi $?; /opt/laddr/venv/bin/python -m pip show laddr | sed -n 's/^Version: /laddr /p'", check=False).stdout
     drills["redis restart"] = restart_redis()
     checks["bad input"] = bad_inputs(tmp_path_factory.mktemp("bad-input"))
 
@@ -537,6 +540,12 @@ def test_the_story_ends_on_redis_with_kafka_kept(story):
         assert re.search(r"^QUEUE_BACKEND=redis$", env, re.M) and re.search(r"^# KAFKA_BOOTSTRAP=", env, re.M), env
         assert on_host(host, "systemctl is-active kafka zookeeper").stdout.split() == ["active", "active"]
         assert on_host(host, "ls /etc/laddr/drain.env", check=False).returncode != 0
+
+
+def test_hosts_without_pypi_install_laddr_from_the_wheels(story):
+    """The lab's hosts cannot reach PyPI (LAB_PYPI=closed); the lab inventory points pip at the mirror's wheels."""
+    _, _, checks, _ = story
+    assert checks["pypi and laddr on a host"].split() == ["pypi", "1", "laddr", "0.9.6"], checks["pypi and laddr on a host"]
 
 
 def test_rollback_refuses_without_confirmation():

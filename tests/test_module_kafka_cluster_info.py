@@ -17,6 +17,8 @@ from broker_view import admin, create_topic, wait_absent  # noqa: E402
 
 from ansible_collections.laddr.kafka.plugins.modules import kafka_cluster_info as mod  # noqa: E402
 
+pytestmark = pytest.mark.broker
+
 
 @pytest.fixture
 def conn(kafka_broker):
@@ -88,18 +90,6 @@ def test_unreachable_cluster_fails_clearly_and_a_wait_retries_until_its_timeout(
     assert gate["msg"].startswith("Kafka cluster not as expected after ")
     assert "Kafka at 127.0.0.1:1 is not reachable" in gate["msg"]
     assert gate["waited"] >= 6
-
-
-def test_partition_health_compares_isr_with_replicas_and_min_isr():
-    topics = {"a": {"partitions": {0: {"leader": 1, "replicas": [1, 2, 3], "isr": [1, 3]},
-                                   1: {"leader": -1, "replicas": [1, 2, 3], "isr": [1]}}},
-              "b": {"partitions": {0: {"leader": 2, "replicas": [2, 3], "isr": [2, 3]}}}}
-    health = mod.partition_health(topics, {"a": 2, "b": 1})
-    assert health["partition_count"] == 3
-    assert [(p["topic"], p["partition"]) for p in health["under_replicated_partitions"]] == [("a", 0), ("a", 1)]
-    assert [(p["topic"], p["partition"]) for p in health["under_min_isr_partitions"]] == [("a", 1)]
-    assert health["offline_partition_count"] == 1
-    assert mod.min_isr_by_topic({"a": {"min.insync.replicas": {"value": "2"}}, "b": {}}) == {"a": 2}
 
 
 def test_module_defaults_of_the_kafka_action_group_give_every_kafka_module_its_connection(conn):

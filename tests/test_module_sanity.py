@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+pytestmark = pytest.mark.lint
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -22,7 +25,7 @@ def run(cmd, **kw):
 
 def test_ansible_test_sanity_is_clean_without_ignore_files():
     assert not list((REPO / "tests").glob("sanity/ignore-*.txt")), "sanity ignore files are not allowed"
-    proc = run([str(REPO / "tests" / "integration" / "run-sanity")], timeout=1500)
+    proc = run([str(REPO / "tests" / "integration" / "ansible-test-tree"), "sanity"], timeout=1500)
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output[-8000:]
     for test in ("ansible-doc", "compile", "import", "pep8", "pylint", "validate-modules", "yamllint",
@@ -45,3 +48,14 @@ def test_ansible_doc_renders_the_module_with_examples(module):
     attributes = doc["doc"]["attributes"]
     assert attributes["check_mode"]["support"] == "full"
     assert "diff_mode" in attributes
+
+
+def test_ansible_test_units_finds_and_passes_the_pure_tests():
+    """tests/unit is where ansible-test units looks: it runs every test there (as many as pytest collects), all pass."""
+    collected = run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", "tests/unit"])
+    expected = sum(1 for line in collected.stdout.splitlines() if "::" in line)
+    proc = run([str(REPO / "tests" / "integration" / "ansible-test-tree"), "units"], timeout=600)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output[-6000:]
+    passed = sum(int(count) for count in re.findall(r"=+ (\d+) passed in ", output))
+    assert expected > 0 and passed == expected, (expected, output[-3000:])

@@ -5,13 +5,23 @@ a host, playbook runs, the addresses and the password the inventory holds, and t
 The layout is scripts/lab's: lab1..lab3, ZooKeeper and Kafka on all three, workers on all three, Kafka UI,
 Redis and the API on lab3. Nothing here decides what a failure means: callers check return codes and
 fail their own way (pytest.fail in the tests, SystemExit in scripts/bench).
+
+Each process that imports this drives a lab of its own (ENV: its bridge, subnet, state and inventory), so that a
+test run never takes down the lab of a developer, of the demo, or of another run on the machine: a free slot
+1..8 is held (a lock) for the process's life, and the lab that the process brought up is taken down when it
+exits. LAB_BRIDGE set in the environment means the caller chose a lab: then its LAB_* settings are used as given.
 """
 from __future__ import annotations
 
+import atexit
+import fcntl
+import ipaddress
 import json
 import os
 import re
+import shutil
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -19,7 +29,39 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 LAB = REPO / "scripts" / "lab"
-INVENTORY = REPO / "inventories" / "lab"
+LOAD = REPO / "tests" / "integration" / "laddr_load.py"
+SLOTS = range(1, 9)
+SLOT_LOCKS = Path("/run/laddr-lab-runs") if os.geteuid() == 0 else Path(tempfile.gettempdir()) / "laddr-lab-runs"
+
+
+def _own_lab() -> tuple[dict, Path]:
+    """The LAB_* settings of this process's lab, and its inventory directory (the hosts.yml scripts/lab writes there,
+    beside links to inventories/lab's group and host variables)."""
+    if os.environ.get("LAB_BRIDGE"):
+        hosts_yml = Path(os.environ.get("LAB_INVENTORY", REPO / "inventories" / "lab" / "hosts.yml"))
+        return {}, hosts_yml.parent
+    SLOT_LOCKS.mkdir(parents=True, exist_ok=True)
+    for slot in SLOTS:
+        lock = open(SLOT_LOCKS / f"{slot}.lock", "w")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.close()
+            continue
+        _own_lab.lock = lock  # held until this process ends
+        inventory = Path(tempfile.mkdtemp(prefix=f"laddr-lab-run{slot}-")) / "inventory"
+        inventory.mkdir()
+        for part in ("group_vars", "host_vars"):
+            (inventory / part).symlink_to(REPO / "inventories" / "lab" / part)
+        return {"LAB_BRIDGE": f"lrun{slot}", "LAB_SUBNET": f"10.79.{slot}.0/24",
+                "LAB_STATE_DIR": f"/var/lib/laddr-lab-runs/{slot}", "LAB_INVENTORY": str(inventory / "hosts.yml")}, inventory
+    raise RuntimeError(f"every lab slot ({SLOTS.start}..{SLOTS.stop - 1}) is held by another run ({SLOT_LOCKS}); wait for one")
+
+
+ENV, INVENTORY = _own_lab()
+# The lab's artifact mirror, on its gateway (scripts/lab's defaults where ENV leaves them).
+_SUBNET = ipaddress.ip_network(ENV.get("LAB_SUBNET") or os.environ.get("LAB_SUBNET", "10.77.0.0/24"))
+MIRROR_URL = f"http://{_SUBNET[1]}:{os.environ.get('LAB_MIRROR_PORT', '8099')}"
 LOAD = REPO / "tests" / "integration" / "laddr_load.py"
 HOSTS = ["lab1", "lab2", "lab3"]
 API_HOST = "lab3"
@@ -30,9 +72,30 @@ LOAD_ON_HOST = "/root/laddr_load.py"
 LOAD_PYTHON = "/opt/laddr/venv/bin/python"
 
 
+def lab_env(**more: str) -> dict:
+    """The environment in which scripts/lab (and molecule, whose create and destroy run it) drive this process's lab."""
+    return dict(os.environ, **ENV, **more)
+
+
 def lab(*args: str, timeout: float = 600, check: bool = True) -> subprocess.CompletedProcess:
-    """scripts/lab ARGS (up N, down, reboot HOST...)."""
-    return subprocess.run([str(LAB), *args], check=check, capture_output=True, text=True, timeout=timeout)
+    """scripts/lab ARGS (up N, down, reboot HOST...) on this process's lab. Hosts boot with PyPI closed
+    (LAB_PYPI=closed): the lab inventory installs Python packages from the mirror's wheels, as a site without PyPI does."""
+    if args[:1] == ("up",):
+        _brought_up.append(True)
+    return subprocess.run([str(LAB), *args], check=check, capture_output=True, text=True, timeout=timeout,
+                          env=lab_env(LAB_PYPI="closed"))
+
+
+_brought_up: list = []
+
+
+@atexit.register
+def _down_at_exit() -> None:
+    """What this process brought up goes when it ends, even after a failure that skipped a test's own teardown."""
+    if _brought_up and ENV:
+        subprocess.run([str(LAB), "down"], capture_output=True, text=True, timeout=300, env=lab_env())
+    if ENV:
+        shutil.rmtree(INVENTORY.parent, ignore_errors=True)
 
 
 def ssh(host: str, command: str, stdin: str | None = None, timeout: float = 300) -> subprocess.CompletedProcess:

@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / ".collections"))
-
-from ansible_collections.laddr.kafka.plugins.module_utils.wait import wait_until  # noqa: E402
+from ansible_collections.laddr.kafka.plugins.module_utils.wait import wait_until
 
 
 class Flaky(Exception):

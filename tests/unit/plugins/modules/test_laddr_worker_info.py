@@ -1,15 +1,12 @@
-"""laddr_worker_info's connection check against real sockets of this process (loopback only)."""
-import importlib.util
+"""laddr_worker_info's connection check against real sockets of this process (loopback only), and its assessment."""
+from __future__ import annotations
+
 import os
 import socket
-from pathlib import Path
 
 import pytest
 
-SPEC = importlib.util.spec_from_file_location(
-    "laddr_worker_info", Path(__file__).resolve().parent.parent / "plugins/modules/laddr_worker_info.py")
-module = importlib.util.module_from_spec(SPEC)
-SPEC.loader.exec_module(module)
+from ansible_collections.laddr.kafka.plugins.modules import laddr_worker_info as module
 
 
 @pytest.fixture
