@@ -35,13 +35,32 @@ class Load:
 
     def __init__(self, stack: Stack, redis_url: str, kafka_bootstrap: str, settle: float, extra=("--rate", str(RATE))):
         self.out, self.stop_file, self.log = stack.work / "load.json", stack.work / "stop", stack.work / "load.log"
+        self.progress = stack.work / "progress.json"
         self.settle = settle
         argv = [stack.python, str(LOAD), "--api", stack.api_url, "--agents", ",".join(stack.agents),
                 *extra, "--redis-url", redis_url, "--kafka-bootstrap", kafka_bootstrap,
-                "--out", str(self.out), "--stop-file", str(self.stop_file), "--settle", str(settle)]
+                "--out", str(self.out), "--stop-file", str(self.stop_file), "--settle", str(settle),
+                "--progress", str(self.progress)]
         with open(self.log, "w") as out:
             self.process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                                             start_new_session=True)
+
+    def answered(self) -> int:
+        return json.loads(self.progress.read_text())["answered"] if self.progress.exists() else 0
+
+    def waited(self, outcome: str) -> int:
+        return json.loads(self.progress.read_text())["waited"].get(outcome, 0) if self.progress.exists() else 0
+
+    def wait_for_answers(self, count: int, timeout: float = 60) -> None:
+        """Until the load generator reports COUNT tasks answered: a window of load measured by what it got, not by time."""
+        deadline = time.monotonic() + timeout
+        while self.answered() < count:
+            assert self.process.poll() is None, self.log.read_text()
+            assert time.monotonic() < deadline, f"{self.answered()} of {count} answers in {timeout} s"
+            time.sleep(0.2)
+
+    def wait_for_more(self, count: int, timeout: float = 60) -> None:
+        self.wait_for_answers(self.answered() + count, timeout)
 
     def finish(self) -> dict:
         self.stop_file.touch()
@@ -54,7 +73,10 @@ class Load:
         assert code == 0, output
         # Quiet: one summary line, no noise from a bus that is away.
         assert output.startswith("laddr_load: accepted ") and output.count("\n") == 1, output
-        return json.loads(self.out.read_text())
+        result = json.loads(self.out.read_text())
+        # The progress it last reported is what it found in the end.
+        assert json.loads(self.progress.read_text())["answered"] == result["answered"], result["answered"]
+        return result
 
 
 @pytest.fixture
@@ -83,7 +105,7 @@ def assert_waited_calls_answered(result: dict) -> None:
 
 def test_load_on_a_healthy_laddr_is_clean(redis_stack, redis_url, figures):
     load = Load(redis_stack, redis_url, nowhere(), settle=15, extra=WAITED)
-    time.sleep(10)
+    load.wait_for_answers(60)  # some 6 s of the load at 10 tasks/s, waited calls among them
     result = load.finish()
     figures.append(("load on healthy Laddr (Redis): accepted, answered, longest gap s",
                     (result["accepted"], result["answered"], result["longest_gap_without_answer_s"])))
@@ -114,12 +136,16 @@ def test_a_burst_of_a_fixed_count_gives_throughput_and_latency(redis_stack, redi
 def test_load_reports_the_tasks_of_an_agent_whose_workers_died(redis_stack, redis_url, figures):
     load = Load(redis_stack, redis_url, nowhere(), settle=3, extra=("--rate", str(RATE), "--waited-rate", "2",
                                                                      "--wait-timeout", "2"))
-    time.sleep(3)
+    load.wait_for_answers(20)
     redis_stack.processes["writer"].stop(signal.SIGKILL)
-    time.sleep(5)
+    load.wait_for_more(40)  # the other agents' answers go on; the writer's tasks wait for no one
+    deadline = time.monotonic() + 60
+    while not load.waited("timeout"):  # and a waited call has met the dead writer
+        assert time.monotonic() < deadline, "no waited call timed out within 60 s of the writer's death"
+        time.sleep(0.2)
     result = load.finish()
     lost = result["lost"]
-    figures.append(("load with the writer's worker killed for 5 s: accepted, lost", (result["accepted"], lost["count"])))
+    figures.append(("load with the writer's worker killed for 40 answers: accepted, lost", (result["accepted"], lost["count"])))
     assert lost["count"] > 0, result
     assert lost["count"] == len(lost["tasks"]) <= 50
     assert {task["agent"] for task in lost["tasks"]} == {"writer"}, lost
@@ -135,11 +161,11 @@ def test_load_reports_the_tasks_of_an_agent_whose_workers_died(redis_stack, redi
 
 def test_load_records_the_stretch_when_the_api_is_down_and_loses_nothing(redis_stack, redis_url, figures):
     load = Load(redis_stack, redis_url, nowhere(), settle=15)
-    time.sleep(3)
+    load.wait_for_answers(20)
     redis_stack.processes["api"].stop()
-    time.sleep(3)
+    time.sleep(3)  # the outage itself, not a measurement: the refusals it causes are what is measured
     redis_stack.start_api()
-    time.sleep(3)
+    load.wait_for_more(20)  # answers again after the API is back
     result = load.finish()
     figures.append(("load with the API down ~3 s: refused attempts, longest refusal s",
                     (result["refused_attempts"], result["longest_refusal_s"])))
@@ -168,7 +194,7 @@ def kafka_stack(laddr_home, laddr_fixes, kafka_broker, redis_url, redis_cli, tmp
 
 def test_load_on_laddr_over_kafka_is_seen_on_kafka(kafka_stack, kafka_broker, redis_url, figures):
     load = Load(kafka_stack, redis_url, kafka_broker.bootstrap, settle=20, extra=WAITED)
-    time.sleep(8)
+    load.wait_for_answers(60)
     result = load.finish()
     figures.append(("load on healthy Laddr (Kafka): accepted, answered, longest gap s",
                     (result["accepted"], result["answered"], result["longest_gap_without_answer_s"])))

@@ -26,7 +26,7 @@ import math
 import os
 import signal
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from datetime import datetime, timezone
 
 import aiohttp
@@ -61,6 +61,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--waited-rate", type=float, default=0,
                         help="waited calls (wait true) per second beside the load, one at a time (0: none)")
     parser.add_argument("--wait-timeout", type=int, default=60, help="the timeout each waited call asks the API for")
+    parser.add_argument("--progress", help="file rewritten every second while running: tasks answered so far, in all "
+                                           "and per agent, and waited calls by outcome (JSON), for a caller that waits "
+                                           "for them")
     args = parser.parse_args()
     if (not [name for name in args.agents.split(",") if name] or args.rate < 0 or args.concurrency < 1 or args.count < 0
             or args.waited_rate < 0 or args.wait_timeout < 1):
@@ -283,6 +286,17 @@ class Load:
         async with aiohttp.ClientSession(headers=headers) as session:
             await self.waited_calls(session)
 
+    def write_progress(self) -> None:
+        answered = [self.accepted[task_id]["agent"] for task_id in self.seen if task_id in self.accepted]
+        write_atomically(self.args.progress, {"answered": len(answered), "by_agent": dict(Counter(answered)),
+                                              "waited": dict(Counter(call[0] for call in self.waited)), "at": time.time()})
+
+    async def report_progress(self) -> None:
+        while not self.finished.is_set():
+            self.write_progress()
+            await self.pause(1)
+        self.write_progress()
+
     async def wait_for_stop(self) -> None:
         while not self.stopping.is_set():
             if os.path.exists(self.args.stop_file):
@@ -303,6 +317,7 @@ class Load:
             watchers.append(asyncio.create_task(self.watch_kafka()))
         self.started = time.time()
         stop_watch = asyncio.create_task(self.wait_for_stop())
+        progress = asyncio.create_task(self.report_progress()) if self.args.progress else None
         waited = asyncio.create_task(self.wait_while_loading()) if self.args.waited_rate else None
         await self.submit_all()
         if waited:
@@ -317,7 +332,7 @@ class Load:
         if missing and self.args.redis_url:
             await self.read_keys(missing)
         self.finished.set()
-        await asyncio.gather(*watchers, return_exceptions=True)
+        await asyncio.gather(*watchers, *([progress] if progress else []), return_exceptions=True)
         return self.result()
 
     # --- the result --------------------------------------------------------------------------------
