@@ -251,6 +251,10 @@ def host_state(on_host, hosts) -> dict:
     state = {}
     for host in hosts:
         proc = on_host(host, _STATE_COMMAND)
+        # A host that could not be read would compare equal to itself: that must fail, not pass.
+        if [line for line in proc.stdout.splitlines() if line.startswith("## ")] != [
+                "## files", "## opt", "## enabled", "## pids", "## workers"]:
+            raise AssertionError(f"the state of {host} could not be read (exit {proc.returncode}): {proc.stderr[-2000:]}")
         state[host] = _parse_state(proc.stdout)
     return state
 

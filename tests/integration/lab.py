@@ -20,6 +20,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -89,6 +90,14 @@ def lab(*args: str, timeout: float = 600, check: bool = True) -> subprocess.Comp
 _brought_up: list = []
 
 
+def _terminated(signum, frame):  # type: ignore[no-untyped-def]
+    raise SystemExit(128 + signum)  # so that a run stopped by SIGTERM (a CI timeout) still takes its lab down at exit
+
+
+if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+    signal.signal(signal.SIGTERM, _terminated)
+
+
 @atexit.register
 def _down_at_exit() -> None:
     """What this process brought up goes when it ends, even after a failure that skipped a test's own teardown."""
@@ -101,7 +110,7 @@ def _down_at_exit() -> None:
 def ssh(host: str, command: str, stdin: str | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
     """COMMAND run by a shell on HOST; its exit status is the caller's to judge."""
     return subprocess.run([str(LAB), "ssh", host, command], input=stdin, capture_output=True, text=True,
-                          timeout=timeout)
+                          timeout=timeout, env=lab_env())
 
 
 def ansible_env() -> dict:
