@@ -148,7 +148,18 @@ def redis_cli(redis_url: str) -> Callable[..., str]:
     return run
 
 
-TIERS = ("unit", "lint", "broker", "lab")
+TIERS = {
+    "unit": "no root, no service, no lab; the whole tier runs in well under a minute (tests/unit: the plugins' pure tests)",
+    "lint": "linters and ansible-test on the collection (ansible-test sanity downloads its tools from PyPI)",
+    "broker": "real services on loopback, started by the test (Kafka, ZooKeeper, Redis, Laddr from PyPI); no root, no lab",
+    "lab": "real hosts of a lab (scripts/lab, root); each test run drives a lab of its own and takes down only that one",
+}
+
+
+def pytest_configure(config) -> None:  # type: ignore[no-untyped-def]
+    """The tiers are declared here, not in pytest.ini, so that they hold under ansible-test units' own configuration too."""
+    for tier, meaning in TIERS.items():
+        config.addinivalue_line("markers", f"{tier}: {meaning}")
 
 
 def pytest_collection_modifyitems(config, items) -> None:  # type: ignore[no-untyped-def]
