@@ -175,9 +175,17 @@ def pytest_collection_modifyitems(config, items) -> None:  # type: ignore[no-unt
             wrong.append(f"{item.nodeid}: {', '.join(tiers) or 'no tier'}")
     if wrong:
         raise pytest.UsageError("each test needs exactly one tier mark (" + ", ".join(TIERS) + "):\n  " + "\n  ".join(wrong))
+    # The longest modules first: with workers (scripts/test runs two, one module each at a time), the migration story
+    # starts at once beside everything else instead of last, after the rest.
+    items.sort(key=lambda item: Path(item.path).name not in LONGEST_FIRST)
 
 
-_FIGURES: list = []
+# The migration story's fixture takes about half of the whole run.
+LONGEST_FIRST = {"test_migration.py"}
+
+_FIGURES: list = []  # what this process's tests measured
+_FIGURES_SENT = [0]
+_FIGURES_SEEN: list = []  # what the reports carried: this process's, or every worker's under pytest-xdist
 
 
 @pytest.fixture(scope="session")
@@ -186,8 +194,22 @@ def figures() -> list:
     return _FIGURES
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):  # type: ignore[no-untyped-def]
+    """The figures measured since the last report travel with this one (as user properties), so that they reach the
+    process that prints the summary also when the tests ran in workers."""
+    outcome = yield
+    new = _FIGURES[_FIGURES_SENT[0]:]
+    _FIGURES_SENT[0] = len(_FIGURES)
+    outcome.get_result().user_properties.extend(("figure", f"{label}: {value}") for label, value in new)
+
+
+def pytest_runtest_logreport(report) -> None:  # type: ignore[no-untyped-def]
+    _FIGURES_SEEN.extend(text for key, text in report.user_properties if key == "figure")
+
+
 def pytest_terminal_summary(terminalreporter) -> None:  # type: ignore[no-untyped-def]
-    if _FIGURES:
+    if _FIGURES_SEEN:
         terminalreporter.section("figures measured in this run")
-        for label, value in _FIGURES:
-            terminalreporter.write_line(f"{label}: {value}")
+        for line in _FIGURES_SEEN:
+            terminalreporter.write_line(line)

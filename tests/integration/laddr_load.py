@@ -112,6 +112,10 @@ class Load:
                 await pubsub.psubscribe("laddr:response:*")
                 self.redis_subscriptions += 1
                 self.redis_listening.set()
+                if self.redis_subscriptions > 1:
+                    # Subscribed again after Redis was away: answers published meanwhile were not heard, and their
+                    # keys last 5 minutes only, so they are read now rather than at the end.
+                    asyncio.get_running_loop().create_task(self.read_missed_keys())
                 while not self.finished.is_set():
                     message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
                     if message and message["type"] == "pmessage":
@@ -182,6 +186,12 @@ class Load:
                         continue
                     task_id = response.get("task_id") if isinstance(response, dict) else None
                     self.observe("kafka", task_id, response)
+
+    async def read_missed_keys(self) -> None:
+        await self.pause(2)  # answers under way when Redis came back land in their keys meanwhile
+        recent = time.time() - 290
+        await self.read_keys([task_id for task_id, task in self.accepted.items()
+                              if task_id not in self.seen and task_id not in self.from_keys and task["accepted_at"] >= recent])
 
     async def read_keys(self, task_ids: list[str]) -> None:
         """Answers that pub/sub missed (Redis restarting) are still in laddr:response:<task_id> for 5 minutes."""
