@@ -246,6 +246,11 @@ def test_interrupted_build_leaves_no_partial_archive(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         start_new_session=True,
+        # As from a terminal: SIGINT at its default. A test run started in the background
+        # (`cmd &` in a script, as CI runners may) inherits SIGINT ignored, a shell cannot
+        # trap a signal ignored on entry, and the build then rightly runs to its end: the
+        # failure of the clean-clone rehearsals, reproduced with `trap "" INT`.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     # The signal lands once Maven runs in Kafka's build directory (its log exists), so
     # mid-build however fast the machine is (Kafka is built first); Ctrl-C in a terminal
