@@ -5,9 +5,7 @@ than one broker at a time. Timings are printed at the end of the run."""
 import json
 import os
 import re
-import socket
 import sys
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -15,11 +13,10 @@ from pathlib import Path
 import pytest
 
 confluent_kafka = pytest.importorskip("confluent_kafka")
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition  # noqa: E402
-from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "integration"))
 import lab  # noqa: E402
+from acks_all import Load, make_topic, read_all  # noqa: E402
 from bad_inputs import collapsed, drop_from_group, host_state, host_var, inventory_with, without_host_var  # noqa: E402
 from lab import HOSTS, INVENTORY, bootstrap  # noqa: E402
 
@@ -181,86 +178,6 @@ def test_preflight_rejects_bad_input_before_any_host_changes(cluster, case, tmp_
     assert hosts_as_they_are() == before
 
 
-class Load:
-    """An acks=all producer that keeps sending numbered messages, and a watcher that records how
-    many brokers are out at each moment: a broker is out when its client port refuses a TCP
-    connection, or when a metadata read that succeeds does not list it. A metadata read that
-    fails, or comes from a broker that does not know the cluster yet, says nothing by itself and
-    is counted apart."""
-
-    def __init__(self, servers, topic):
-        self.servers, self.topic = servers, topic
-        self.acked, self.errors, self.missing, self.failed_reads = [], [], [], 0
-        self.stop = threading.Event()
-        admin = AdminClient({"bootstrap.servers": servers})
-        self.brokers = {b.id: (b.host, b.port) for b in admin.list_topics(timeout=15).brokers.values()}
-        self.threads = [threading.Thread(target=self.produce), threading.Thread(target=self.watch)]
-
-    def produce(self):
-        producer = Producer({"bootstrap.servers": self.servers, "acks": "all", "enable.idempotence": True,
-                             "delivery.timeout.ms": 120000})
-
-        def delivered(err, msg):
-            (self.errors if err else self.acked).append(str(err) if err else int(msg.value()))
-
-        number = 0
-        while not self.stop.is_set():
-            producer.produce(self.topic, value=str(number), on_delivery=delivered)
-            number += 1
-            producer.poll(0.01)
-        producer.flush(120)
-
-    @staticmethod
-    def refuses(address):
-        try:
-            with socket.create_connection(address, timeout=1):
-                return False
-        except OSError:
-            return True
-
-    def watch(self):
-        admin = AdminClient({"bootstrap.servers": self.servers})
-        while not self.stop.is_set():
-            out = {b for b, address in self.brokers.items() if self.refuses(address)}
-            try:
-                metadata = admin.list_topics(timeout=5)
-            except confluent_kafka.KafkaException:
-                metadata = None
-            # A broker that has just started answers before the controller has told it about the
-            # cluster, listing no brokers, not even itself: such an answer is not evidence.
-            if metadata is not None and metadata.orig_broker_id in metadata.brokers:
-                out |= set(self.brokers) - set(metadata.brokers)
-            else:
-                self.failed_reads += 1
-            self.missing.append((time.monotonic(), len(out)))
-            time.sleep(0.2)
-
-    def __enter__(self):
-        for thread in self.threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop.set()
-        for thread in self.threads:
-            thread.join(180)
-
-
-def read_all(servers, topic, expected):
-    consumer = Consumer({"bootstrap.servers": servers, "group.id": f"drill-{uuid.uuid4().hex[:6]}",
-                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
-    # Explicit offsets, so that reading never waits on the group coordinator.
-    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(3)])
-    seen = []
-    deadline = time.monotonic() + 120
-    while len(set(seen)) < expected and time.monotonic() < deadline:
-        msg = consumer.poll(0.5)
-        if msg is not None and not msg.error():
-            seen.append(int(msg.value()))
-    consumer.close()
-    return seen
-
-
 def main_pids():
     return {h: on_host(h, "systemctl show -p MainPID --value kafka").stdout.strip() for h in HOSTS}
 
@@ -268,10 +185,7 @@ def main_pids():
 def test_rolling_restart_under_load_loses_nothing_and_keeps_two_brokers_up(cluster, figures):
     servers = bootstrap()
     topic = f"drill-{uuid.uuid4().hex[:6]}"
-    admin = AdminClient({"bootstrap.servers": servers})
-    admin.create_topics(
-        [NewTopic(topic, num_partitions=3, replication_factor=3, config={"min.insync.replicas": "2"})]
-    )[topic].result(timeout=30)
+    make_topic(servers, topic)
     pids_before = main_pids()
     with Load(servers, topic) as load:
         time.sleep(3)
@@ -282,7 +196,7 @@ def test_rolling_restart_under_load_loses_nothing_and_keeps_two_brokers_up(clust
     restarts = re.findall(r"Broker is restarted: (lab\d)", proc.stdout)
     assert sorted(restarts) == HOSTS, proc.stdout[-4000:]
     assert all(pids_after[h] != pids_before[h] for h in HOSTS), (pids_before, pids_after)
-    worst = max(missing for _, missing in load.missing)
+    worst = load.most_out()
     assert worst <= 1, f"{worst} brokers were out of the cluster at once"
     assert worst == 1, "the watcher never saw a broker out: it cannot tell a rolling restart from none"
     assert load.acked, f"nothing was acknowledged; errors: {load.errors[:5]}"
