@@ -32,7 +32,9 @@ REPO = Path(__file__).resolve().parents[2]
 LAB = REPO / "scripts" / "lab"
 LOAD = REPO / "tests" / "integration" / "laddr_load.py"
 SLOTS = range(1, 9)
-SLOT_LOCKS = Path("/run/laddr-lab-runs") if os.geteuid() == 0 else Path(tempfile.gettempdir()) / "laddr-lab-runs"
+# Without root no lab can run, but importing this module still holds a slot: then in a directory of the user's own,
+# so that one user's test run never finds the directory of another's.
+SLOT_LOCKS = Path("/run/laddr-lab-runs") if os.geteuid() == 0 else Path(tempfile.gettempdir()) / f"laddr-lab-runs-{os.geteuid()}"
 
 
 def _own_lab() -> tuple[dict, Path]:
