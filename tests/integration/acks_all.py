@@ -41,6 +41,7 @@ class Load:
         self.errors: list[str] = []
         self.missing: list[tuple[float, int]] = []
         self.failed_reads = self.produced = 0
+        self.delivery_timeout_s = self.config["delivery.timeout.ms"] / 1000
         self.stop = threading.Event()
         admin = AdminClient({"bootstrap.servers": servers})
         self.brokers = {b.id: (b.host, b.port) for b in admin.list_topics(timeout=15).brokers.values()}
@@ -59,7 +60,8 @@ class Load:
             except BufferError:  # the producer's queue is full while a broker is away: wait for room
                 pass
             producer.poll(0.01)
-        producer.flush(180)
+        # Every message handed over is acknowledged or given up within the delivery timeout.
+        producer.flush(self.delivery_timeout_s)
 
     @staticmethod
     def refuses(address: tuple[str, int]) -> bool:
@@ -94,7 +96,7 @@ class Load:
     def __exit__(self, *exc: object) -> None:
         self.stop.set()
         for thread in self.threads:
-            thread.join(240)
+            thread.join(self.delivery_timeout_s + 60)
 
     def most_out(self) -> int:
         return max((missing for _, missing in self.missing), default=0)
