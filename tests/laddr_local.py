@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -49,6 +50,40 @@ class Process:
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
+
+
+class RestartableRedis:
+    """A redis-server of the test's own on a free loopback port, with an append-only file, restartable."""
+
+    def __init__(self, work: Path):
+        self.work, self.port = work, kafka_local.free_port()
+        self.url = f"redis://{kafka_local.LOOPBACK}:{self.port}/0"
+        self.process = self.start()
+
+    def start(self) -> subprocess.Popen:
+        with open(self.work / "redis.log", "ab") as out:
+            process = subprocess.Popen(
+                [shutil.which("redis-server"), "--bind", kafka_local.LOOPBACK, "--port", str(self.port),
+                 "--dir", str(self.work), "--save", "", "--appendonly", "yes", "--appendfsync", "always"],
+                stdout=out, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 20
+        while self.cli("PING") != "PONG":
+            assert process.poll() is None, (self.work / "redis.log").read_text()
+            assert time.monotonic() < deadline, "redis-server did not answer PING in 20 s"
+            time.sleep(0.1)
+        return process
+
+    def cli(self, *args: str) -> str:
+        return subprocess.run(["redis-cli", "-u", self.url, *args], capture_output=True, text=True).stdout.strip()
+
+    def restart(self) -> None:
+        self.stop()
+        self.process = self.start()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            self.process.wait(20)
 
 
 class Stack:

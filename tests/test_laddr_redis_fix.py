@@ -9,9 +9,6 @@ the restart and gets its answer.
 """
 from __future__ import annotations
 
-import shutil
-import signal
-import subprocess
 import sys
 import threading
 import time
@@ -21,44 +18,9 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import kafka_local  # noqa: E402
-from laddr_local import LAUNCHER, Stack, chat  # noqa: E402
+from laddr_local import LAUNCHER, RestartableRedis, Stack, chat  # noqa: E402
 
 pytestmark = pytest.mark.broker
-
-
-class RestartableRedis:
-    """A redis-server of the test's own on a free loopback port, with an append-only file, restartable."""
-
-    def __init__(self, work: Path):
-        self.work, self.port = work, kafka_local.free_port()
-        self.url = f"redis://{kafka_local.LOOPBACK}:{self.port}/0"
-        self.process = self.start()
-
-    def start(self) -> subprocess.Popen:
-        with open(self.work / "redis.log", "ab") as out:
-            process = subprocess.Popen(
-                [shutil.which("redis-server"), "--bind", kafka_local.LOOPBACK, "--port", str(self.port),
-                 "--dir", str(self.work), "--save", "", "--appendonly", "yes", "--appendfsync", "always"],
-                stdout=out, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 20
-        while self.cli("PING") != "PONG":
-            assert process.poll() is None, (self.work / "redis.log").read_text()
-            assert time.monotonic() < deadline, "redis-server did not answer PING in 20 s"
-            time.sleep(0.1)
-        return process
-
-    def cli(self, *args: str) -> str:
-        return subprocess.run(["redis-cli", "-u", self.url, *args], capture_output=True, text=True).stdout.strip()
-
-    def restart(self) -> None:
-        self.stop()
-        self.process = self.start()
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            self.process.wait(20)
 
 
 def waited_call_through_a_redis_restart(python: str, work: Path) -> tuple[object, str, Path]:

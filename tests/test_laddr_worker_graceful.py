@@ -9,14 +9,19 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from laddr_local import RestartableRedis  # noqa: E402
 
 pytestmark = pytest.mark.broker
 
@@ -272,3 +277,75 @@ def test_launcher_on_kafka_finishes_the_task_in_hand_and_the_next_takes_the_rest
         first.kill()
         if second is not None:
             second.kill()
+
+
+def redis_consumer(python: str, project: Path, env: dict, redis_cli, worker: Worker) -> str:
+    """The consumer name of the slow agent's only worker. Redis 7.0 lists a consumer once a read has handed
+    it an entry, so a first task is answered first."""
+    [first] = publish(python, project, env, ["first"])
+    wait_until(lambda: redis_answers(redis_cli, [first]), 30, worker, "the worker did not answer a first task")
+    listed = redis_cli("XINFO", "CONSUMERS", "laddr:tasks:slow", "slow_workers").splitlines()
+    names = [listed[at + 1] for at, line in enumerate(listed[:-1]) if line == "name"]
+    assert len(names) == 1, listed
+    return names[0]
+
+
+def test_launcher_on_redis_answers_a_task_whose_read_lost_its_reply_and_stock_laddr_never_does(
+        laddr_home, redis_url, redis_cli, project, figures):
+    python = str(laddr_home / "venv/bin/python")
+    env = bus_env(project, QUEUE_BACKEND="redis", REDIS_URL=redis_url)
+    took = {}
+    for name, argv in (("stock", [python, "-c", STOCK_WORKER]), ("runner", [python, str(LAUNCHER), "slow-1"])):
+        redis_cli("FLUSHALL")
+        worker = Worker(argv, project, env, project / f"{name}.log")
+        try:
+            consumer = redis_consumer(python, project, env, redis_cli, worker)
+            os.killpg(worker.process.pid, signal.SIGSTOP)
+            wait_until(lambda: not [line for line in redis_cli("CLIENT", "LIST").splitlines()
+                                    if "cmd=xreadgroup" in line and re.search(r" flags=\w*b", line)],
+                       10, worker, "the stopped worker's read still waits in Redis")
+            [task_id] = publish(python, project, env, [f"{name}-lost-read"])
+            taken = redis_cli("XREADGROUP", "GROUP", "slow_workers", consumer, "COUNT", "1",
+                              "STREAMS", "laddr:tasks:slow", ">")
+            assert task_id in taken, taken
+            started = time.monotonic()
+            os.killpg(worker.process.pid, signal.SIGCONT)
+            # The runner reads its pending list every 5 s and takes 3 s for the task: 3 times that is ample.
+            deadline = started + 3 * (5 + TASK_SECONDS)
+            while task_id not in redis_answers(redis_cli, [task_id]) and time.monotonic() < deadline:
+                assert worker.process.poll() is None, worker.output()[-3000:]
+                time.sleep(0.2)
+            took[name] = round(time.monotonic() - started, 1) if redis_answers(redis_cli, [task_id]) else None
+            pending = redis_cli("XPENDING", "laddr:tasks:slow", "slow_workers").splitlines()[0]
+            took[f"{name} pending after"] = int(pending)
+        finally:
+            worker.kill()
+    figures.append(("a task whose read lost its reply on Redis: answered after s (stock, runner)",
+                    (took["stock"], took["runner"])))
+    assert took["stock"] is None and took["stock pending after"] == 1, took
+    assert took["runner"] is not None and took["runner pending after"] == 0, took
+
+
+def test_launcher_on_redis_publishes_the_answer_of_a_task_held_through_an_outage(laddr_home, project, tmp_path):
+    """Redis goes away while the worker holds a task and stays away longer than redis-py's own retries
+    (about 5 s): the runner keeps the answer and publishes it once Redis is back, and keeps serving."""
+    redis = RestartableRedis(tmp_path)
+    python = str(laddr_home / "venv/bin/python")
+    env = bus_env(project, QUEUE_BACKEND="redis", REDIS_URL=redis.url)
+    [task_id] = publish(python, project, env, ["through-an-outage"])
+    worker = launcher(python, project, env, project / "outage.log")
+    try:
+        worker.wait_for("slow: handling through-an-outage")
+        redis.stop()
+        worker.wait_for(f"task {task_id}: answer not published yet", timeout=TASK_SECONDS + 30)
+        redis.process = redis.start()
+        wait_until(lambda: redis.cli("GET", f"laddr:response:{task_id}") != "", 60, worker,
+                   "the answer was not published after Redis came back")
+        assert json.loads(redis.cli("GET", f"laddr:response:{task_id}"))["result"] == "through-an-outage"
+        [after] = publish(python, project, env, ["after-the-outage"])
+        wait_until(lambda: redis.cli("GET", f"laddr:response:{after}") != "", 60, worker,
+                   "the worker did not answer the next task")
+        assert worker.process.poll() is None, worker.output()[-3000:]
+    finally:
+        worker.kill()
+        redis.stop()

@@ -8,6 +8,16 @@ no one will ever answer. This runner does the same work one task at a time. On S
 finishes the read under way and the task in hand, publishes its answer, leaves the bus and exits 0.
 Stopping, scaling down and moving to another bus then lose nothing.
 
+Two more ways Laddr 0.9.6 drops a task, both seen when Redis restarts under load, are closed here:
+- An answer that cannot be published (the bus away for longer than its client's own retries) made
+  publish_response raise and the worker exit with the task unanswered. The answer is retried until it
+  is published (for ANSWER_RETRY_S at most).
+- On Redis, a read whose reply is lost with its connection (Redis served XREADGROUP, then shut down
+  before the reply left, and redis-py retried the read with ">") leaves the task in this consumer's
+  pending list, where no ">" read finds it again; so does an XACK that failed after the read, which
+  makes consume_tasks return nothing. Every PENDING_CHECK_S the runner reads its own pending list
+  (XREADGROUP with id 0) and answers what it finds there.
+
 The agent is the laddr.Agent named <agent> defined in the project's module agents/<agent>.py; the
 module's `if __name__ == "__main__"` part does not run.
 """
@@ -16,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
+import json
 import logging
 import os
 import signal
@@ -26,6 +37,9 @@ LOG = logging.getLogger("laddr_kafka.worker")
 # How long one read waits for a task: also the longest a stop waits for a read under way.
 READ_BLOCK_MS = 1000
 CONNECT_ATTEMPTS = 10
+# How often a Redis worker reads its own pending list, and how long an answer is retried.
+PENDING_CHECK_S = 5
+ANSWER_RETRY_S = 600
 
 
 def find_agent(agent_name: str):
@@ -74,9 +88,62 @@ async def answer(agent, bus, message: dict) -> None:
     except Exception as error:
         LOG.error("task %s failed: %s", task_id, error)
         result = {"status": "error", "error": str(error)}
-    if task_id:
-        await bus.publish_response(task_id, result)
+    if task_id and not await publish(bus, task_id, result):
+        return
     LOG.info("task %s answered in %.3f s", task_id, time.monotonic() - started)
+
+
+async def publish(bus, task_id: str, result: dict) -> bool:
+    """Publish an answer, through a bus that is away for a while (a restart, a lost connection)."""
+    deadline = time.monotonic() + ANSWER_RETRY_S
+    delay = 0.5
+    while True:
+        try:
+            await bus.publish_response(task_id, result)
+            return True
+        except Exception as error:  # the client's own retries are spent: the bus is away
+            if time.monotonic() >= deadline:
+                LOG.error("task %s: answer not published in %d s, given up: %s", task_id, ANSWER_RETRY_S, error)
+                return False
+            LOG.warning("task %s: answer not published yet, retrying in %.1f s: %s", task_id, delay, error)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5)
+
+
+async def redis_pending(bus, agent_name: str) -> list[tuple[str, dict | None]]:
+    """(entry id, task) of every entry that Redis handed to this worker and that it never acknowledged;
+    the task is None where the entry was deleted from the stream."""
+    client = await bus._get_client()
+    found = await client.xreadgroup(groupname=f"{agent_name}_workers", consumername=bus._consumer_id,
+                                    streams={f"laddr:tasks:{agent_name}": "0"}, count=10)
+    entries = []
+    for _, messages in found or []:
+        for entry_id, fields in messages:
+            entries.append((entry_id, json.loads(fields["data"]) if fields and "data" in fields else None))
+    return entries
+
+
+async def answer_pending(agent, bus, agent_name: str) -> int:
+    """Answer the tasks left in this worker's pending list by a read or an acknowledgement that failed;
+    acknowledge and delete each after its answer, as Laddr does after a read."""
+    try:
+        entries = await redis_pending(bus, agent_name)
+    except Exception as error:  # Redis away: the next check finds them
+        LOG.debug("pending list not read: %s", error)
+        return 0
+    stream = f"laddr:tasks:{agent_name}"
+    for entry_id, message in entries:
+        if message is not None:
+            LOG.warning("task %s was handed to this worker by a read it never saw complete: answering it now",
+                        message.get("task_id"))
+            await answer(agent, bus, message)
+        client = await bus._get_client()
+        try:
+            await client.xack(stream, f"{agent_name}_workers", entry_id)
+            await client.xdel(stream, entry_id)
+        except Exception as error:  # acknowledged at the next check; answered once more at worst
+            LOG.warning("entry %s of %s not acknowledged yet: %s", entry_id, stream, error)
+    return len(entries)
 
 
 async def leave(bus) -> None:
@@ -104,7 +171,12 @@ async def serve(agent_name: str) -> int:
     bus = await connect(agent)
     LOG.info("worker %s serving on the %s bus", agent_name, os.environ.get("QUEUE_BACKEND", "redis"))
     answered = 0
+    on_redis = type(bus).__name__ == "RedisBus"
+    next_pending_check = loop.time()
     while not stopping.is_set():
+        if on_redis and loop.time() >= next_pending_check:
+            answered += await answer_pending(agent, bus, agent_name)
+            next_pending_check = loop.time() + PENDING_CHECK_S
         # A read is never cancelled: a task the bus hands over is always answered.
         read_started = loop.time()
         messages = await bus.consume_tasks(agent_name, block_ms=READ_BLOCK_MS, count=1)
@@ -116,6 +188,9 @@ async def serve(agent_name: str) -> int:
             # wait a read's time instead of spinning on a full core until it is back.
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(stopping.wait(), READ_BLOCK_MS / 1000)
+    if on_redis:
+        # This worker's consumer name ends with it: what its pending list holds is answered now or never.
+        answered += await answer_pending(agent, bus, agent_name)
     LOG.info("worker %s stopping: nothing in hand, %d tasks answered", agent_name, answered)
     await leave(bus)
     return 0
