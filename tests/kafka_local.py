@@ -136,8 +136,18 @@ def unpack(archive: Path, dest: Path) -> Path:
             raise LocalClusterError(
                 f"{archive} has {len(tops)} top-level entries: {sorted(tops)}"
             )
-        # "data" refuses absolute paths, ".." and device files.
-        tar.extractall(dest, filter="data")
+        if hasattr(tarfile, "data_filter"):
+            # "data" refuses absolute paths, ".." and device files.
+            tar.extractall(dest, filter="data")
+        else:
+            # Python before 3.11.4 (Debian 12's python3 3.11.2) has no extraction filters: the same refusals here.
+            for member in tar.getmembers():
+                parts = Path(member.name).parts
+                if (member.name.startswith("/") or ".." in parts or not (member.isfile() or member.isdir())
+                        and not (member.issym() and not Path(member.linkname).is_absolute()
+                                 and ".." not in Path(member.linkname).parts)):
+                    raise LocalClusterError(f"{archive}: refusing to unpack {member.name!r}")
+            tar.extractall(dest)
     return dest / tops.pop()
 
 
