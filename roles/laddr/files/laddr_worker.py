@@ -110,12 +110,17 @@ async def publish(bus, task_id: str, result: dict) -> bool:
             delay = min(delay * 2, 5)
 
 
+def redis_names(agent_name: str) -> tuple[str, str]:
+    """The stream and consumer group of an agent's tasks, as Laddr 0.9.6's RedisBus names them."""
+    return f"laddr:tasks:{agent_name}", f"{agent_name}_workers"
+
+
 async def redis_pending(bus, agent_name: str) -> list[tuple[str, dict | None]]:
     """(entry id, task) of every entry that Redis handed to this worker and that it never acknowledged;
     the task is None where the entry was deleted from the stream."""
+    stream, group = redis_names(agent_name)
     client = await bus._get_client()
-    found = await client.xreadgroup(groupname=f"{agent_name}_workers", consumername=bus._consumer_id,
-                                    streams={f"laddr:tasks:{agent_name}": "0"}, count=10)
+    found = await client.xreadgroup(groupname=group, consumername=bus._consumer_id, streams={stream: "0"}, count=10)
     entries = []
     for _, messages in found or []:
         for entry_id, fields in messages:
@@ -131,7 +136,7 @@ async def answer_pending(agent, bus, agent_name: str) -> int:
     except Exception as error:  # Redis away: the next check finds them
         LOG.debug("pending list not read: %s", error)
         return 0
-    stream = f"laddr:tasks:{agent_name}"
+    stream, group = redis_names(agent_name)
     for entry_id, message in entries:
         if message is not None:
             LOG.warning("task %s was handed to this worker by a read it never saw complete: answering it now",
@@ -139,7 +144,7 @@ async def answer_pending(agent, bus, agent_name: str) -> int:
             await answer(agent, bus, message)
         client = await bus._get_client()
         try:
-            await client.xack(stream, f"{agent_name}_workers", entry_id)
+            await client.xack(stream, group, entry_id)
             await client.xdel(stream, entry_id)
         except Exception as error:  # acknowledged at the next check; answered once more at worst
             LOG.warning("entry %s of %s not acknowledged yet: %s", entry_id, stream, error)
