@@ -58,4 +58,6 @@ def test_a_broker_that_never_answers_fails_within_the_request_timeout(silent_bro
     assert re.search(rf"Kafka at {re.escape(silent_broker)} (did not answer within 3s|is not reachable)",
                      result["msg"]), result["msg"]
     assert "module_stderr" not in result
-    assert elapsed < 10, elapsed
+    # A client that ignored request_timeout would wait librdkafka's own 30 s or more; the rest is the module's start,
+    # which took 5 s on a quiet machine and 8 s with its cores busy (10 s was exceeded once beside the lint tier).
+    assert elapsed < 20, elapsed
