@@ -17,7 +17,7 @@ confluent_kafka = pytest.importorskip("confluent_kafka")
 sys.path.insert(0, str(Path(__file__).resolve().parent / "integration"))
 import lab  # noqa: E402
 from acks_all import Load, make_topic, read_all  # noqa: E402
-from bad_inputs import collapsed, drop_from_group, host_state, host_var, inventory_with, without_host_var  # noqa: E402
+from bad_inputs import FIRST_HOST_READ, collapsed, drop_from_group, host_state, host_var, inventory_with, without_host_var  # noqa: E402
 from lab import HOSTS, INVENTORY, bootstrap  # noqa: E402
 
 PLAYBOOK = "playbooks/kafka_cluster.yml"
@@ -164,6 +164,10 @@ BAD_INPUTS = {
                                        "kafka_default_replication_factor is 4 and kafka_min_insync_replicas is 2 with 3 brokers"),
 }
 
+# Refused by the settings checks of both roles, which run before anything is read on a host.
+SETTINGS_CASES = {"even ensemble", "missing zookeeper_id", "duplicate broker id", "heap larger than memory",
+                  "two services on one port", "heap that is not a number", "replication above broker count"}
+
 
 @pytest.mark.parametrize("case", list(BAD_INPUTS))
 def test_preflight_rejects_bad_input_before_any_host_changes(cluster, case, tmp_path):
@@ -176,6 +180,8 @@ def test_preflight_rejects_bad_input_before_any_host_changes(cluster, case, tmp_
     assert proc.returncode != 0
     assert message in collapsed(output), output[-3000:]
     assert hosts_as_they_are() == before
+    if case in SETTINGS_CASES:
+        assert FIRST_HOST_READ not in proc.stdout, proc.stdout[-3000:]
 
 
 def main_pids():

@@ -30,7 +30,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "integration"))
 import lab  # noqa: E402
-from bad_inputs import CASES as BAD_INPUTS, collapsed, host_state, inventory_with  # noqa: E402
+from bad_inputs import CASES as BAD_INPUTS, FIRST_HOST_READ, SETTINGS_CASES, collapsed, host_state, inventory_with  # noqa: E402
 from lab import AGENTS, HOSTS, INVENTORY, REPO, addresses, longest_gap  # noqa: E402
 
 SCALED = {"coordinator": 1, "researcher": 3, "analyzer": 1, "writer": 0, "validator": 1}
@@ -482,6 +482,8 @@ def test_bad_input_fails_in_preflight_and_changes_no_host(story, case):
     assert run.returncode != 0, run.stdout[-3000:]
     assert BAD_INPUTS[case][2] in collapsed(run.stdout + run.stderr), run.stdout[-4000:]
     assert after == before
+    if case in SETTINGS_CASES:  # refused in seconds, before anything was read on a host
+        assert FIRST_HOST_READ not in run.stdout, run.stdout[-4000:]
 
 
 def test_redis_restart_in_the_redis_state(story):
