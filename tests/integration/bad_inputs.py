@@ -183,7 +183,7 @@ CASES = {
 
 # The cases that the settings checks refuse: migrate.yml checks the variables and facts of every role before it
 # reads anything on a host, so their runs stop before its first read of a host, the listening ports (in a run on
-# the lab, 55 to 105 tasks against 119 to 184 for the cases below that need the hosts).
+# the lab, 4 to 105 tasks against 119 to 184 for the cases below that need the hosts).
 FIRST_HOST_READ = "Read the listening TCP ports with their processes and systemd units"
 NOT_SETTINGS = {"wheel directory that does not answer", "Kafka UI port in use by sshd", "API port in use by sshd",
                 "unreachable host", "unknown Kafka version", "unknown ZooKeeper version", "malformed Kafka checksum",
