@@ -5,6 +5,7 @@ than one broker at a time. Timings are printed at the end of the run."""
 import json
 import os
 import re
+import subprocess
 import sys
 import time
 import uuid
@@ -20,6 +21,7 @@ from acks_all import Load, make_topic, read_all  # noqa: E402
 from bad_inputs import FIRST_HOST_READ, collapsed, drop_from_group, host_state, host_var, inventory_with, without_host_var  # noqa: E402
 from lab import HOSTS, INVENTORY, bootstrap  # noqa: E402
 
+REPO = Path(__file__).resolve().parent.parent
 PLAYBOOK = "playbooks/kafka_cluster.yml"
 
 pytestmark = [pytest.mark.lab, pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root")]
@@ -72,6 +74,25 @@ def test_fresh_install_then_a_rerun_changes_nothing(cluster, figures):
     again = playbook()
     figures.append(("kafka_cluster.yml unchanged re-run (s)", round(again.seconds, 1)))
     assert lab.changed(again.stdout) == {host: 0 for host in HOSTS}, again.stdout[-3000:]
+
+
+def test_a_client_sees_three_brokers_replicating_every_partition_three_times(cluster):
+    """As a client outside the cluster sees it (molecule/kafka/files/cluster_check.py, the check the kafka molecule
+    scenario runs on its single broker): brokers 1 to 3, each with replication 3, 2 replicas in sync required, no
+    topic made on first use, brokers talking on their own listener; a new topic in sync on all three, and 200
+    messages produced with acks=all all read back."""
+    check = subprocess.run([sys.executable, str(REPO / "molecule/kafka/files/cluster_check.py"), bootstrap()],
+                           capture_output=True, text=True, timeout=300)
+    assert check.returncode == 0, check.stdout + check.stderr
+    seen = json.loads(check.stdout)
+    settings = list(seen["settings"].values())
+    assert seen["brokers"] == [1, 2, 3], seen
+    assert {s["default_replication_factor"] for s in settings} == {"3"}, seen
+    assert {s["min_insync_replicas"] for s in settings} == {"2"}, seen
+    assert {s["auto_create_topics_enable"] for s in settings} == {"false"}, seen
+    assert {s["inter_broker_listener_name"] for s in settings} == {"INTERNAL"}, seen
+    assert seen["isr_sizes"] == [3, 3, 3], seen
+    assert seen["acked"] == 200 and seen["all_received"], seen
 
 
 def until(read, done, seconds):
