@@ -69,11 +69,55 @@ def test_check_mode_on_fresh_hosts_shows_the_install_and_changes_nothing(cluster
     assert cluster.check_mode_left_hosts_alone
 
 
+def task_results(output):
+    """{task name: set of 'status: [host]' words} from ansible-playbook's OUTPUT (the last run of each name)."""
+    results, task = {}, None
+    for line in output.splitlines():
+        header = re.match(r"^TASK \[(?:[\w.]+ : )?(.*?)\] \**$", line)
+        if header:
+            task = header.group(1)
+            results[task] = set()
+        elif task and re.match(r"^(ok|changed|skipping|fatal): \[", line):
+            results[task].add(line.split(" =>")[0].split(" (item")[0].strip())
+    return results
+
+
+# What install.yml and configure.yml of both roles put in place, one task each: on an unchanged host the roles
+# read it all at once (laddr.kafka.host_state) and skip these.
+PUT_IN_PLACE = ("Ensemble configuration is in place", "Server id file names this member", "Broker configuration is in place",
+                "Launcher of the command-line tools is in place", "Systemd unit file is in place: kafka",
+                "Systemd unit file is in place: zookeeper", "Current release link points at kafka_2.13-3.9.2",
+                "Kafka starts at boot", "ZooKeeper is running")
+
+
 def test_fresh_install_then_a_rerun_changes_nothing(cluster, figures):
     assert set(lab.changed(cluster.stdout)) >= set(HOSTS)
     again = playbook()
     figures.append(("kafka_cluster.yml unchanged re-run (s)", round(again.seconds, 1)))
+    figures.append(("kafka_cluster.yml unchanged re-run (tasks)", again.stdout.count("\nTASK [")))
     assert lab.changed(again.stdout) == {host: 0 for host in HOSTS}, again.stdout[-3000:]
+    # One read per role and host, not one per file: the tasks that put things in place were skipped on every host.
+    results = task_results(again.stdout)
+    for task in PUT_IN_PLACE:
+        assert task in task_results(cluster.stdout), f"the fresh install has no task {task!r}"
+        assert results.get(task, set()) <= {f"skipping: [{host}]" for host in HOSTS}, (task, results.get(task))
+
+
+def test_what_drifted_on_a_host_is_put_back_and_nothing_else_changes(cluster):
+    """A file's mode, a command-line tool's link and a unit's start at boot changed by hand, each on another host:
+    the one read per role sees each, and the run puts back exactly those."""
+    on_host("lab1", "chmod 0644 /etc/kafka/server.properties")
+    on_host("lab2", "rm /usr/local/bin/kafka-topics")
+    on_host("lab3", "systemctl disable --quiet zookeeper")
+    mended = playbook()
+    assert lab.changed(mended.stdout) == {"lab1": 1, "lab2": 1, "lab3": 1}, mended.stdout[-4000:]
+    results = task_results(mended.stdout)
+    assert "changed: [lab1]" in results["Broker configuration is in place"], results["Broker configuration is in place"]
+    assert "changed: [lab2]" in results["Command-line tools are installed"], results["Command-line tools are installed"]
+    assert "changed: [lab3]" in results["ZooKeeper starts at boot"], results["ZooKeeper starts at boot"]
+    assert on_host("lab1", "stat -c %a /etc/kafka/server.properties").stdout.strip() == "640"
+    assert on_host("lab2", "readlink /usr/local/bin/kafka-topics").stdout.strip() == "/usr/local/lib/laddr-kafka-tool"
+    assert on_host("lab3", "systemctl is-enabled zookeeper").stdout.strip() == "enabled"
 
 
 def test_a_client_sees_three_brokers_replicating_every_partition_three_times(cluster):
