@@ -76,6 +76,12 @@ options:
       src:
         description: Target that a link must point at.
         type: str
+  packages:
+    description:
+      - Debian packages that must be installed (any version).
+    type: list
+    elements: str
+    default: []
   units:
     description:
       - Systemd units whose state to read (for example V(kafka.service)).
@@ -126,7 +132,8 @@ RETURN = r"""
 differ:
   description:
     - What is not as wanted, one entry each, such as C(/etc/kafka/server.properties) followed by what differs (missing,
-      content, mode, owner, group, target, not a file), an account, or a pin of O(python_packages) not installed.
+      content, mode, owner, group, target, not a file), an account, a package of O(packages) or a pin of
+      O(python_packages) not installed.
   returned: always
   type: list
   elements: str
@@ -267,6 +274,13 @@ def pins_differ(python, pins):
     return [pin for pin, name in zip(pins, names) if "%s==%s" % (name, versions.get(name)) != pin]
 
 
+def packages_missing(names, run_command):
+    """The NAMES that dpkg does not list as installed."""
+    rc, out, err = run_command(["dpkg-query", "--show", "--showformat", "${db:Status-Abbrev}${Package}\\n"] + names)
+    installed = set(line[3:].strip() for line in out.splitlines() if line.startswith("ii "))
+    return [name for name in names if name not in installed]
+
+
 class HostState(object):
     def __init__(self, module):
         self.module = module
@@ -278,6 +292,8 @@ class HostState(object):
             differ += ["account %s: %s" % (account["name"], word) for word in account_differs(account)]
         for wanted in params["paths"]:
             differ += ["%s: %s" % (wanted["path"], word) for word in path_differs(wanted)]
+        if params["packages"]:
+            differ += ["package %s: not installed" % name for name in packages_missing(params["packages"], self.module.run_command)]
         if params["python_packages"]:
             python = params["python_packages"]["python"]
             differ += ["python %s: %s" % (python, pin) for pin in pins_differ(python, params["python_packages"]["pins"])]
@@ -309,6 +325,7 @@ def main():
                 checksum=dict(type="str", no_log=True),
                 src=dict(type="str"),
             )),
+            packages=dict(type="list", elements="str", default=[]),
             units=dict(type="list", elements="str", default=[]),
             inputs=dict(type="list", elements="str", default=[]),
             python_packages=dict(type="dict", options=dict(

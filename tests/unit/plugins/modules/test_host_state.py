@@ -6,6 +6,8 @@ import grp
 import hashlib
 import os
 import pwd
+import shutil
+import subprocess
 import time
 
 import pytest
@@ -125,3 +127,11 @@ def test_an_account_is_compared_by_its_group_home_and_shell():
     assert module.account_differs({"name": "root", "home": root.pw_dir, "shell": root.pw_shell}) == []
     assert module.account_differs({"name": "root", "home": "/elsewhere", "shell": "/usr/sbin/nologin"}) == (
         ["home"] if root.pw_shell == "/usr/sbin/nologin" else ["home", "shell"])
+
+
+@pytest.mark.skipif(not shutil.which("dpkg-query"), reason="dpkg-query is Debian's; this machine has none")
+def test_packages_that_dpkg_does_not_list_as_installed_are_missing():
+    def run(argv):
+        done = subprocess.run(argv, capture_output=True, text=True, check=False)
+        return done.returncode, done.stdout, done.stderr
+    assert module.packages_missing(["dpkg", "no-such-package-of-laddr-kafka"], run) == ["no-such-package-of-laddr-kafka"]
