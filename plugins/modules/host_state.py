@@ -148,6 +148,10 @@ units:
   type: dict
   sample: {"kafka.service": {"active_state": "active", "unit_file_state": "enabled", "started": 1796600000,
                              "restart": "current"}}
+in_place:
+  description: True when nothing differs and every unit of O(units) is enabled and running.
+  returned: always
+  type: bool
 inputs_newest:
   description: Newest change time among O(inputs) (seconds since the epoch); 0 when none exists.
   returned: always
@@ -281,6 +285,12 @@ def packages_missing(names, run_command):
     return [name for name in names if name not in installed]
 
 
+def in_place(differ, units):
+    """Nothing differs, and every unit is enabled and running."""
+    return not differ and all(unit["active_state"] == "active" and unit["unit_file_state"] == "enabled"
+                              for unit in units.values())
+
+
 class HostState(object):
     def __init__(self, module):
         self.module = module
@@ -305,7 +315,8 @@ class HostState(object):
             if rc != 0:
                 self.module.fail_json(msg="systemctl show %s failed: %s" % (" ".join(params["units"]), err.strip()))
             units = parse_units(params["units"], out, newest)
-        self.module.exit_json(changed=False, differ=differ, units=units, inputs_newest=newest)
+        self.module.exit_json(changed=False, differ=differ, units=units, inputs_newest=newest,
+                              in_place=in_place(differ, units))
 
 
 def main():

@@ -135,3 +135,12 @@ def test_packages_that_dpkg_does_not_list_as_installed_are_missing():
         done = subprocess.run(argv, capture_output=True, text=True, check=False)
         return done.returncode, done.stdout, done.stderr
     assert module.packages_missing(["dpkg", "no-such-package-of-laddr-kafka"], run) == ["no-such-package-of-laddr-kafka"]
+
+
+def test_in_place_only_when_nothing_differs_and_every_unit_is_enabled_and_running():
+    running = {"active_state": "active", "unit_file_state": "enabled"}
+    assert module.in_place([], {"kafka.service": running})
+    assert module.in_place([], {})
+    assert not module.in_place(["/etc/kafka/server.properties: mode"], {"kafka.service": running})
+    assert not module.in_place([], {"kafka.service": dict(running, unit_file_state="disabled")})
+    assert not module.in_place([], {"kafka.service": dict(running, active_state="activating")})
