@@ -95,7 +95,9 @@ class LoadRun:
 @pytest.fixture(scope="module")
 def story(figures, tmp_path_factory):
     lab.lab("down")
+    stretches = {"lab up": time.time()}
     lab.lab("up", "3")
+    stretches["lab up"] = time.time() - stretches["lab up"]
     runs = {"redis_state": playbook("redis_state.yml")}
     load = LoadRun()
     checks, drills = {}, {}
@@ -103,7 +105,9 @@ def story(figures, tmp_path_factory):
         "lab1", "python3 -c \"import urllib.request; urllib.request.urlopen('https://pypi.org/simple/', timeout=10)\"; "
                 "echo pypi $?; /opt/laddr/venv/bin/python -m pip show laddr | sed -n 's/^Version: /laddr /p'", check=False).stdout
     drills["redis restart"] = restart_redis(load)
+    stretches["bad input, every case"] = time.time()
     checks["bad input"] = bad_inputs(tmp_path_factory.mktemp("bad-input"))
+    stretches["bad input, every case"] = time.time() - stretches["bad input, every case"]
 
     # The migration stopped at each phase boundary in turn: every phase alone, then the whole.
     for phase in ("preflight", "kafka", "topics"):
@@ -127,7 +131,9 @@ def story(figures, tmp_path_factory):
     drills["worker killed"] = kill_worker("lab1", "researcher-1", load)
     drills["host rebooted"] = reboot("lab2")
 
+    stretches["verify failing, every case"] = time.time()
     checks["verify"] = verify_failures(tmp_path_factory.mktemp("project"))
+    stretches["verify failing, every case"] = time.time() - stretches["verify failing, every case"]
 
     runs["scale up"] = playbook("scale.yml", *counts(SCALED))
     runs["scale up again"] = playbook("scale.yml", *counts(SCALED))
@@ -143,7 +149,9 @@ def story(figures, tmp_path_factory):
     runs["migrate after Kafka was stopped"] = playbook("migrate.yml")
     runs["rollback"] = playbook("rollback.yml", "-e", "laddr_rollback_confirm=true")
     checks["answers after the last rollback (s)"] = load.wait_for_answers(40)  # on Redis again, before the load stops
+    stretches["load generator stopping"] = time.time()
     result = load.stop()
+    stretches["load generator stopping"] = time.time() - stretches["load generator stopping"]
     # What the API logged around each waited call that was not answered, while the lab is still up.
     unanswered = [call for kind in ("timeout", "refused", "failed") for call in result["waited"][kind]["calls"][:3]]
     checks["api around unanswered waited calls"] = [
@@ -165,6 +173,8 @@ def story(figures, tmp_path_factory):
         for call in unanswered for host in HOSTS for started in [datetime.fromisoformat(call["started"]).timestamp()]]
     for name, run in runs.items():
         figures.append((f"migration story: {name} (s)", round(run.seconds, 1)))
+    for name, seconds in stretches.items():
+        figures.append((f"migration story: {name} (s)", round(seconds, 1)))
     for name in ("migrate", "migrate after Kafka was stopped", "rollback, Kafka stopped", "rollback"):
         figures.append((f"migration story: longest stretch without an answer during {name} (s)",
                         longest_gap(result["answer_times"], *runs[name].window)))
@@ -177,6 +187,12 @@ def story(figures, tmp_path_factory):
     figures.append(("migration story waited calls: calls, answered, timeouts, failed, latency s",
                     (waited["calls"], waited["answered"], waited["timeout"]["count"], waited["failed"]["count"],
                      waited["latency_s"])))
+    # A worker that does not end on SIGTERM holds its stop (a scale step, a restart) for laddr_worker_stop_timeout
+    # before systemd kills it: each such stop of the story, as the hosts' journals have it.
+    figures.append(("migration story: worker stops that ran into the stop timeout", [
+        line for host in HOSTS for line in on_host(
+            host, "journalctl -o short-iso -u 'laddr-worker@*' -u 'laddr-drain@*' | grep -F 'timed out'",
+            check=False).stdout.splitlines()]))
     for name, drill in drills.items():
         drill["answers"] = sum(1 for t in result["answer_times"] if drill["start"] <= t <= drill["end"])
         drill["longest gap (s)"] = longest_gap(result["answer_times"], drill["start"], drill["end"])
