@@ -23,6 +23,7 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
@@ -92,12 +93,22 @@ class LoadRun:
         return result
 
 
+@contextmanager
+def timed(stretches, name):
+    """Puts the seconds the block took in STRETCHES[NAME], for the story's figures."""
+    started = time.monotonic()
+    try:
+        yield
+    finally:
+        stretches[name] = time.monotonic() - started
+
+
 @pytest.fixture(scope="module")
 def story(figures, tmp_path_factory):
     lab.lab("down")
-    stretches = {"lab up": time.time()}
-    lab.lab("up", "3")
-    stretches["lab up"] = time.time() - stretches["lab up"]
+    stretches = {}
+    with timed(stretches, "lab up"):
+        lab.lab("up", "3")
     runs = {"redis_state": playbook("redis_state.yml")}
     load = LoadRun()
     checks, drills = {}, {}
@@ -105,9 +116,8 @@ def story(figures, tmp_path_factory):
         "lab1", "python3 -c \"import urllib.request; urllib.request.urlopen('https://pypi.org/simple/', timeout=10)\"; "
                 "echo pypi $?; /opt/laddr/venv/bin/python -m pip show laddr | sed -n 's/^Version: /laddr /p'", check=False).stdout
     drills["redis restart"] = restart_redis(load)
-    stretches["bad input, every case"] = time.time()
-    checks["bad input"] = bad_inputs(tmp_path_factory.mktemp("bad-input"))
-    stretches["bad input, every case"] = time.time() - stretches["bad input, every case"]
+    with timed(stretches, "bad input, every case"):
+        checks["bad input"] = bad_inputs(tmp_path_factory.mktemp("bad-input"))
 
     # The migration stopped at each phase boundary in turn: every phase alone, then the whole.
     for phase in ("preflight", "kafka", "topics"):
@@ -131,9 +141,8 @@ def story(figures, tmp_path_factory):
     drills["worker killed"] = kill_worker("lab1", "researcher-1", load)
     drills["host rebooted"] = reboot("lab2")
 
-    stretches["verify failing, every case"] = time.time()
-    checks["verify"] = verify_failures(tmp_path_factory.mktemp("project"))
-    stretches["verify failing, every case"] = time.time() - stretches["verify failing, every case"]
+    with timed(stretches, "verify failing, every case"):
+        checks["verify"] = verify_failures(tmp_path_factory.mktemp("project"))
 
     runs["scale up"] = playbook("scale.yml", *counts(SCALED))
     runs["scale up again"] = playbook("scale.yml", *counts(SCALED))
@@ -149,9 +158,8 @@ def story(figures, tmp_path_factory):
     runs["migrate after Kafka was stopped"] = playbook("migrate.yml")
     runs["rollback"] = playbook("rollback.yml", "-e", "laddr_rollback_confirm=true")
     checks["answers after the last rollback (s)"] = load.wait_for_answers(40)  # on Redis again, before the load stops
-    stretches["load generator stopping"] = time.time()
-    result = load.stop()
-    stretches["load generator stopping"] = time.time() - stretches["load generator stopping"]
+    with timed(stretches, "load generator stopping"):
+        result = load.stop()
     # What the API logged around each waited call that was not answered, while the lab is still up.
     unanswered = [call for kind in ("timeout", "refused", "failed") for call in result["waited"][kind]["calls"][:3]]
     checks["api around unanswered waited calls"] = [
