@@ -5,8 +5,8 @@ the agents through the API (GET /api/agents/<agent>/chat, wait false) and retrie
 every 0.2 s until the API takes it. Independently of the API it watches the answers on both buses from
 the start: Redis pub/sub (laddr:response:*) and Kafka's laddr.responses from where this run's answers
 start (not from the topic's beginning); either bus may be missing or restart meanwhile. When the stop file appears (or on SIGTERM) it stops submitting,
-waits up to --settle s for the rest, looks up what is still missing in Redis's laddr:response:<task_id>
-keys and writes the result as JSON (atomically) with a one-line summary on stdout. Exit code 0 whatever
+waits up to --settle s for the rest, looking up what is still missing in Redis's laddr:response:<task_id>
+keys every few seconds meanwhile and once more at the end, and writes the result as JSON (atomically) with a one-line summary on stdout. Exit code 0 whatever
 it found: the result file says what happened.
 
 With --waited-rate it also makes waited calls (wait true) beside that load, one at a time, as a user of the
@@ -335,10 +335,21 @@ class Load:
             await waited
         self.stopped = time.time()
         stop_watch.cancel()
+        # Answers the watchers did not see (given while a bus restarted, or on the bus the load was not watching then)
+        # are looked up in Redis's keys every few seconds of the wait, not only at its end: the wait ends as soon as
+        # every accepted task is accounted for.
         deadline = time.monotonic() + self.args.settle
-        while time.monotonic() < deadline and any(task_id not in self.seen for task_id in self.accepted):
+        next_look = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            missing = [task_id for task_id in self.accepted if task_id not in self.seen and task_id not in self.from_keys]
+            if not missing:
+                break
+            if self.args.redis_url and time.monotonic() >= next_look:
+                await self.read_keys(missing)
+                next_look = time.monotonic() + 5
+                continue
             await asyncio.sleep(0.5)
-        missing = [task_id for task_id in self.accepted if task_id not in self.seen]
+        missing = [task_id for task_id in self.accepted if task_id not in self.seen and task_id not in self.from_keys]
         if missing and self.args.redis_url:
             await self.read_keys(missing)
         self.finished.set()
