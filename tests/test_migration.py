@@ -135,6 +135,8 @@ def story(figures, tmp_path_factory):
     runs["migrate killed in the cutover"], checks["buses when the cutover was killed"] = kill_migrate_in_cutover()
     runs["migrate"] = playbook("migrate.yml")
     runs["migrate again"] = playbook("migrate.yml")
+    # What an operator runs to see what a run would do: on the migrated system, nothing, and its verify passes.
+    runs["migrate --check, unchanged"] = playbook("migrate.yml", "--check", check=False)
 
     drills["broker killed"] = kill_broker("lab2")
     drills["zookeeper leader killed"] = kill_zookeeper_leader()
@@ -478,7 +480,8 @@ def test_no_waited_call_times_out(story):
 
 def test_second_runs_change_nothing(story):
     runs, _, _, _ = story
-    for name in ("migrate again", "scale up again", "rollback, Kafka stopped, again"):
+    for name in ("migrate again", "migrate --check, unchanged", "scale up again", "rollback, Kafka stopped, again"):
+        assert runs[name].returncode == 0, f"{name}:\n{runs[name].stdout[-4000:]}"
         assert set(changed(runs[name]).values()) == {0}, f"{name}: {changed(runs[name])}\n{runs[name].stdout[-4000:]}"
 
 
