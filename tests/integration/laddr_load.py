@@ -6,8 +6,8 @@ every 0.2 s until the API takes it. Independently of the API it watches the answ
 the start: Redis pub/sub (laddr:response:*) and Kafka's laddr.responses from where this run's answers
 start (not from the topic's beginning); either bus may be missing or restart meanwhile. When the stop file appears (or on SIGTERM) it stops submitting,
 waits up to --settle s for the rest, looking up what is still missing in Redis's laddr:response:<task_id>
-keys every few seconds meanwhile and once more at the end, and writes the result as JSON (atomically) with a one-line summary on stdout. Exit code 0 whatever
-it found: the result file says what happened.
+keys every few seconds meanwhile and once more at the end, and writes the result as JSON (atomically) with a
+one-line summary on stdout. Exit code 0 whatever it found: the result file says what happened.
 
 With --waited-rate it also makes waited calls (wait true) beside that load, one at a time, as a user of the
 API would, and records each one's outcome: answered with what it sent, a timeout, a wrong answer, refused (an
@@ -193,6 +193,10 @@ class Load:
         await self.read_keys([task_id for task_id, task in self.accepted.items()
                               if task_id not in self.seen and task_id not in self.from_keys and task["accepted_at"] >= recent])
 
+    def unaccounted(self) -> list[str]:
+        """Accepted tasks whose answer was neither seen on a bus nor found in Redis's keys."""
+        return [task_id for task_id in self.accepted if task_id not in self.seen and task_id not in self.from_keys]
+
     async def read_keys(self, task_ids: list[str]) -> None:
         """Answers that pub/sub missed (Redis restarting) are still in laddr:response:<task_id> for 5 minutes."""
         client = aioredis.from_url(self.args.redis_url, socket_connect_timeout=5, decode_responses=True)
@@ -340,16 +344,13 @@ class Load:
         # every accepted task is accounted for.
         deadline = time.monotonic() + self.args.settle
         next_look = time.monotonic() + 3
-        while time.monotonic() < deadline:
-            missing = [task_id for task_id in self.accepted if task_id not in self.seen and task_id not in self.from_keys]
-            if not missing:
-                break
+        while time.monotonic() < deadline and self.unaccounted():
             if self.args.redis_url and time.monotonic() >= next_look:
-                await self.read_keys(missing)
+                await self.read_keys(self.unaccounted())
                 next_look = time.monotonic() + 5
-                continue
-            await asyncio.sleep(0.5)
-        missing = [task_id for task_id in self.accepted if task_id not in self.seen and task_id not in self.from_keys]
+            else:
+                await asyncio.sleep(0.5)
+        missing = self.unaccounted()
         if missing and self.args.redis_url:
             await self.read_keys(missing)
         self.finished.set()

@@ -53,7 +53,8 @@ def round_trip(spec, agent, deadline, out):
         attempts += 1
         status, answer, error = call(f"{spec['url']}/api/agents/{agent}/chat", headers, body, spec["timeout"] + 10)
         answer = answer if isinstance(answer, dict) else {}
-        result = (answer.get("response") or {}).get("result", "") if isinstance(answer.get("response"), dict) else ""
+        response = answer.get("response")
+        result = response.get("result", "") if isinstance(response, dict) else ""
         answered = status == 200 and answer.get("status") == "completed" and spec["expect"] in str(result)
         out[agent] = {"answered": answered, "attempts": attempts,
                       "last": {"status": status, "task_status": answer.get("status", ""),
