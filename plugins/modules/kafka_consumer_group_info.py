@@ -26,6 +26,8 @@ description:
     a consumer could have to read.
   - Optionally waits until the group has the expected members, state, lag and assignment, for playbooks
     that gate on workers being up or caught up. A wait that times out fails and reports what it last saw.
+  - With O(groups), reads and waits for several groups in one run (one connection, one wait for all of them)
+    and reports each in RV(groups).
 version_added: 0.1.0
 author: laddr.kafka team (!UNKNOWN)
 extends_documentation_fragment:
@@ -34,10 +36,40 @@ extends_documentation_fragment:
 options:
   group:
     description:
-      - The consumer group id.
+      - The consumer group id. One of O(group) and O(groups) is required.
     type: str
-    required: true
     aliases: [group_id]
+  groups:
+    description:
+      - Several groups at once, each with its own topics and expectations (the options of the same names,
+        which then apply to none of them); O(allow_missing) and O(wait_timeout) apply to all.
+      - The task waits until every group meets its expectations, and fails naming each group that does not.
+    type: list
+    elements: dict
+    suboptions:
+      group:
+        description: The consumer group id.
+        type: str
+        required: true
+      topics:
+        description: As O(topics).
+        type: list
+        elements: str
+        default: []
+      expect_members:
+        description: As O(expect_members).
+        type: int
+      expect_state:
+        description: As O(expect_state).
+        type: str
+        choices: [Stable, Empty, PreparingRebalance, CompletingRebalance, Dead]
+      expect_max_lag:
+        description: As O(expect_max_lag).
+        type: int
+      expect_all_partitions_assigned:
+        description: As O(expect_all_partitions_assigned).
+        type: bool
+        default: false
   topics:
     description:
       - Topics to report in addition to those the group commits on or is assigned.
@@ -106,6 +138,15 @@ EXAMPLES = r"""
     expect_all_partitions_assigned: true
     wait_timeout: 120
 
+- name: Every agent's group has its workers, read and waited for in one run
+  laddr.kafka.kafka_consumer_group_info:
+    bootstrap_servers: ["kafka1:9092"]
+    groups:
+      - {group: laddr-researcher-workers, topics: [laddr.tasks.researcher], expect_members: 3, expect_state: Stable}
+      - {group: laddr-writer-workers, topics: [laddr.tasks.writer], expect_members: 1, expect_state: Stable}
+    wait_timeout: 120
+  register: agent_groups
+
 - name: The workers have drained the task topic
   laddr.kafka.kafka_consumer_group_info:
     bootstrap_servers: ["kafka1:9092"]
@@ -118,39 +159,39 @@ EXAMPLES = r"""
 RETURN = r"""
 group:
   description: The consumer group id.
-  returned: always
+  returned: when O(group) is given
   type: str
   sample: laddr-researcher-workers
 exists:
   description: Whether the cluster knows the group (it has members or committed offsets).
-  returned: always
+  returned: when O(group) is given
   type: bool
   sample: true
 state:
   description: >-
     Group state as Kafka names it: V(Stable), V(Empty), V(PreparingRebalance), V(CompletingRebalance),
     V(Dead) or V(Unknown).
-  returned: always
+  returned: when O(group) is given
   type: str
   sample: Stable
 partition_assignor:
   description: Assignment strategy the members agreed on (empty when the group has no members).
-  returned: always
+  returned: when O(group) is given
   type: str
   sample: range
 coordinator:
   description: Broker that coordinates the group.
-  returned: always
+  returned: when O(group) is given
   type: dict
   sample: {"id": 1, "host": "kafka1", "port": 9092}
 member_count:
   description: Number of members.
-  returned: always
+  returned: when O(group) is given
   type: int
   sample: 3
 members:
   description: The group's members.
-  returned: always
+  returned: when O(group) is given
   type: list
   elements: dict
   contains:
@@ -177,13 +218,13 @@ members:
       sample: [{"topic": "laddr.tasks.researcher", "partition": 0}]
 topics:
   description: Topics reported, sorted.
-  returned: always
+  returned: when O(group) is given
   type: list
   elements: str
   sample: [laddr.tasks.researcher]
 partitions:
   description: One entry per partition of RV(topics), sorted by topic and partition.
-  returned: always
+  returned: when O(group) is given
   type: list
   elements: dict
   contains:
@@ -221,29 +262,29 @@ partitions:
       sample: laddr-worker-1
 total_lag:
   description: Sum of the lag of the partitions with a committed offset.
-  returned: always
+  returned: when O(group) is given
   type: int
   sample: 50
 partitions_without_commit:
   description: Number of partitions (of existing topics) the group never committed an offset on.
-  returned: always
+  returned: when O(group) is given
   type: int
   sample: 0
 total_lag_including_uncommitted:
   description: >-
     RV(total_lag) plus, for each partition without a committed offset, its end offset minus its log
     start offset.
-  returned: always
+  returned: when O(group) is given
   type: int
   sample: 50
 all_partitions_assigned:
   description: Whether every reported partition is assigned to a member (false when none is reported).
-  returned: always
+  returned: when O(group) is given
   type: bool
   sample: true
 unassigned_partitions:
   description: Reported partitions no member is assigned.
-  returned: always
+  returned: when O(group) is given
   type: list
   elements: dict
   sample: [{"topic": "laddr.tasks.researcher", "partition": 5}]
@@ -252,6 +293,15 @@ waited:
   returned: always
   type: float
   sample: 3.2
+groups:
+  description:
+    - With O(groups), one entry per group in the order given, each with the values above that O(group) returns
+      (RV(group), RV(exists), RV(state), RV(members), RV(partitions), the lags...), and C(problems), what of its
+      expectations it did not meet (empty when it met them all).
+  returned: when O(groups) is given
+  type: list
+  elements: dict
+  sample: [{"group": "laddr-writer-workers", "state": "Stable", "member_count": 1, "total_lag": 0, "problems": []}]
 """
 
 from ansible_collections.laddr.kafka.plugins.module_utils.kafka import (
@@ -271,6 +321,10 @@ GROUP_STATES = {
     "DEAD": "Dead",
     "EMPTY": "Empty",
 }
+
+
+# The states an expectation can name.
+GROUP_STATE_CHOICES = ["Stable", "Empty", "PreparingRebalance", "CompletingRebalance", "Dead"]
 
 
 def state_name(state):
@@ -348,31 +402,45 @@ def describe_observed(observed):
                len(observed["partitions"]) - len(observed["unassigned_partitions"]), len(observed["partitions"])))
 
 
+EXPECTATIONS = ("expect_members", "expect_state", "expect_max_lag", "expect_all_partitions_assigned")
+
+
+def wanted(params):
+    """The group, topics and expectations of one group, from the module's options or an item of groups (pure)."""
+    return {
+        "group": params["group"],
+        "topics": params.get("topics") or [],
+        "expect": {
+            "members": params.get("expect_members"),
+            "state": params.get("expect_state"),
+            "max_lag": params.get("expect_max_lag"),
+            "all_partitions_assigned": bool(params.get("expect_all_partitions_assigned")),
+        },
+    }
+
+
+def expects_something(expect):
+    return any(expect[key] is not None for key in ("members", "state", "max_lag")) or expect["all_partitions_assigned"]
+
+
 class ConsumerGroupInfo(object):
     def __init__(self, module, client):
         self.module = module
         self.client = client
         params = module.params
-        self.group = params["group"]
-        self.expect = {
-            "members": params["expect_members"],
-            "state": params["expect_state"],
-            "max_lag": params["expect_max_lag"],
-            "all_partitions_assigned": params["expect_all_partitions_assigned"],
-        }
-        self.waiting = (any(self.expect[key] is not None for key in ("members", "state", "max_lag"))
-                        or self.expect["all_partitions_assigned"])
+        self.several = params["groups"] is not None
+        self.wanted = [wanted(item) for item in params["groups"]] if self.several else [wanted(params)]
+        self.waiting = any(expects_something(one["expect"]) for one in self.wanted)
 
-    def observe(self):
-        known = metadata_topics(self.client.metadata())
-        missing = [topic for topic in self.module.params["topics"] if topic not in known]
+    def observe(self, group, wanted_topics, known):
+        missing = [topic for topic in wanted_topics if topic not in known]
         if missing:
             plural = len(missing) > 1
             raise KafkaClientError("%s %s %s not exist" % ("topics" if plural else "topic",
                                                            ", ".join(repr(t) for t in missing),
                                                            "do" if plural else "does"))
-        description = self.client.describe_group(self.group)
-        committed = self.client.committed_offsets(self.group)
+        description = self.client.describe_group(group)
+        committed = self.client.committed_offsets(group)
         members = []
         owners = {}
         for member in description.members:
@@ -384,7 +452,7 @@ class ConsumerGroupInfo(object):
             members.append(entry)
             for key in assigned:
                 owners[key] = entry
-        topics = set(t for t, dummy in committed) | set(t for t, dummy in owners) | set(self.module.params["topics"])
+        topics = set(t for t, dummy in committed) | set(t for t, dummy in owners) | set(wanted_topics)
         live = [(t, p) for t in sorted(topics) if t in known for p in known[t]["partitions"]]
         stale = [key for key in committed if key[0] not in known]
         log_start, log_end = self.client.log_offsets(live)
@@ -392,7 +460,7 @@ class ConsumerGroupInfo(object):
         coordinator = description.coordinator
         state = state_name(description.state)
         observed = {
-            "group": self.group,
+            "group": group,
             "exists": bool(members or committed or state != "Dead"),
             "state": state,
             "partition_assignor": description.partition_assignor or "",
@@ -406,44 +474,68 @@ class ConsumerGroupInfo(object):
         observed.update(summarize(rows))
         return observed
 
-    def run(self):
+    def read(self):
+        """Every group once, with one metadata read: ([observed with its problems], [problem sentences])."""
         allow_missing = self.module.params["allow_missing"]
+        known = metadata_topics(self.client.metadata())
+        seen, problems = [], []
+        for one in self.wanted:
+            observed = self.observe(one["group"], one["topics"], known)
+            observed["problems"] = unmet(observed, one["expect"], allow_missing)
+            seen.append(observed)
+            if observed["problems"]:
+                problems.append("%r: %s" % (one["group"], "; ".join(observed["problems"])))
+        return seen, problems
 
-        def read():
-            observed = self.observe()
-            return observed, unmet(observed, self.expect, allow_missing)
-
+    def run(self):
+        label = "Consumer groups" if self.several else "Consumer group %r" % self.wanted[0]["group"]
         try:
-            observed, problems, waited = wait_until(read, self.waiting, self.module.params["wait_timeout"],
-                                                    transient=(KafkaClientError,))
+            seen, problems, waited = wait_until(self.read, self.waiting, self.module.params["wait_timeout"],
+                                                transient=(KafkaClientError,))
         except KafkaClientError as exc:
-            self.module.fail_json(msg="Consumer group %r: %s" % (self.group, exc))
+            self.module.fail_json(msg="%s: %s" % (label, exc))
+        if seen is None:
+            result = {}
+        elif self.several:
+            result = {"groups": seen}
+        else:
+            result = dict(seen[0])
+            problems = result.pop("problems")
         if not problems:
-            self.module.exit_json(changed=False, waited=waited, **observed)
+            self.module.exit_json(changed=False, waited=waited, **result)
         if not self.waiting:
-            self.module.fail_json(msg="Consumer group %r: %s" % (self.group, "; ".join(problems)),
-                                  changed=False, waited=waited, **observed)
-        msg = "Consumer group %r not as expected after %gs: %s" % (self.group, waited, "; ".join(problems))
-        if observed is not None:
-            msg += ". Observed: " + describe_observed(observed)
-            self.module.fail_json(msg=msg, changed=False, waited=waited, **observed)
-        self.module.fail_json(msg=msg, changed=False, waited=waited)
+            self.module.fail_json(msg="%s: %s" % (label, "; ".join(problems)), changed=False, waited=waited, **result)
+        msg = "%s not as expected after %gs: %s" % (label, waited, "; ".join(problems))
+        if seen is not None:
+            msg += ". Observed: " + "; ".join(
+                ("%r: " % one["group"] if self.several else "") + describe_observed(one)
+                for one in seen if one["problems"] or not self.several)
+        self.module.fail_json(msg=msg, changed=False, waited=waited, **result)
 
 
 def main():
     run_kafka_module(
         ConsumerGroupInfo,
         dict(
-            group=dict(type="str", required=True, aliases=["group_id"]),
+            group=dict(type="str", aliases=["group_id"]),
+            groups=dict(type="list", elements="dict", options=dict(
+                group=dict(type="str", required=True),
+                topics=dict(type="list", elements="str", default=[]),
+                expect_members=dict(type="int"),
+                expect_state=dict(type="str", choices=GROUP_STATE_CHOICES),
+                expect_max_lag=dict(type="int"),
+                expect_all_partitions_assigned=dict(type="bool", default=False),
+            )),
             topics=dict(type="list", elements="str", default=[]),
             allow_missing=dict(type="bool", default=False),
             expect_members=dict(type="int"),
-            expect_state=dict(type="str", choices=["Stable", "Empty", "PreparingRebalance", "CompletingRebalance",
-                                                   "Dead"]),
+            expect_state=dict(type="str", choices=GROUP_STATE_CHOICES),
             expect_max_lag=dict(type="int"),
             expect_all_partitions_assigned=dict(type="bool", default=False),
             wait_timeout=dict(type="float", default=60),
         ),
+        mutually_exclusive=[("group", "groups")],
+        required_one_of=[("group", "groups")],
     )
 
 
