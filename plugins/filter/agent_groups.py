@@ -58,8 +58,9 @@ def agent_groups(agents, max_lag=None):
                 workers = int(plan[agent]["workers"])
             except (KeyError, TypeError, ValueError) as exc:
                 raise AnsibleFilterError(f"agent_groups: the plan of agent {agent!r} has no whole number of workers") from exc
-            entry.update(expect_members=workers, expect_state="Stable" if workers > 0 else None,
-                         expect_all_partitions_assigned=workers > 0)
+            entry.update(expect_members=workers, expect_all_partitions_assigned=workers > 0)
+            if workers > 0:  # a group without members is Empty or Dead, whichever Kafka says
+                entry["expect_state"] = "Stable"
         if max_lag is not None:
             entry["expect_max_lag"] = int(max_lag)
         wanted.append(entry)
