@@ -323,10 +323,6 @@ GROUP_STATES = {
 }
 
 
-# The states an expectation can name.
-GROUP_STATE_CHOICES = ["Stable", "Empty", "PreparingRebalance", "CompletingRebalance", "Dead"]
-
-
 def state_name(state):
     name = getattr(state, "name", str(state))
     return GROUP_STATES.get(name, name)
@@ -400,9 +396,6 @@ def describe_observed(observed):
             % (observed["state"], observed["member_count"], observed["total_lag"],
                observed["partitions_without_commit"],
                len(observed["partitions"]) - len(observed["unassigned_partitions"]), len(observed["partitions"])))
-
-
-EXPECTATIONS = ("expect_members", "expect_state", "expect_max_lag", "expect_all_partitions_assigned")
 
 
 def wanted(params):
@@ -513,26 +506,26 @@ class ConsumerGroupInfo(object):
         self.module.fail_json(msg=msg, changed=False, waited=waited, **result)
 
 
+def group_options():
+    """The options of one group: the module's own with O(group), and each item's of O(groups)."""
+    return dict(
+        topics=dict(type="list", elements="str", default=[]),
+        expect_members=dict(type="int"),
+        expect_state=dict(type="str", choices=["Stable", "Empty", "PreparingRebalance", "CompletingRebalance", "Dead"]),
+        expect_max_lag=dict(type="int"),
+        expect_all_partitions_assigned=dict(type="bool", default=False),
+    )
+
+
 def main():
     run_kafka_module(
         ConsumerGroupInfo,
         dict(
             group=dict(type="str", aliases=["group_id"]),
-            groups=dict(type="list", elements="dict", options=dict(
-                group=dict(type="str", required=True),
-                topics=dict(type="list", elements="str", default=[]),
-                expect_members=dict(type="int"),
-                expect_state=dict(type="str", choices=GROUP_STATE_CHOICES),
-                expect_max_lag=dict(type="int"),
-                expect_all_partitions_assigned=dict(type="bool", default=False),
-            )),
-            topics=dict(type="list", elements="str", default=[]),
+            groups=dict(type="list", elements="dict", options=dict(group=dict(type="str", required=True), **group_options())),
             allow_missing=dict(type="bool", default=False),
-            expect_members=dict(type="int"),
-            expect_state=dict(type="str", choices=GROUP_STATE_CHOICES),
-            expect_max_lag=dict(type="int"),
-            expect_all_partitions_assigned=dict(type="bool", default=False),
             wait_timeout=dict(type="float", default=60),
+            **group_options()
         ),
         mutually_exclusive=[("group", "groups")],
         required_one_of=[("group", "groups")],
