@@ -35,20 +35,12 @@ _raw:
   elements: str
 """
 
-import hashlib
 import os
 import stat
 
 from ansible.errors import AnsibleLookupError
 from ansible.plugins.lookup import LookupBase
-
-
-def _sha1(path):
-    digest = hashlib.sha1()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 16), b""):
-            digest.update(block)
-    return digest.hexdigest()
+from ansible_collections.laddr.kafka.plugins.module_utils.checksum import sha1_of
 
 
 class LookupModule(LookupBase):
@@ -62,5 +54,5 @@ class LookupModule(LookupBase):
                 for name in files:
                     path = os.path.join(folder, name)
                     if stat.S_ISREG(os.lstat(path).st_mode):
-                        found.append(f"{os.path.relpath(path, top)} {_sha1(path)}")
+                        found.append(f"{os.path.relpath(path, top)} {sha1_of(path)}")
         return sorted(found)

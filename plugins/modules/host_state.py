@@ -159,7 +159,6 @@ inputs_newest:
 """
 
 import grp
-import hashlib
 import json
 import os
 import pwd
@@ -167,16 +166,9 @@ import stat
 import subprocess
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.laddr.kafka.plugins.module_utils.checksum import sha1_of
 
 KINDS = {"file": stat.S_ISREG, "directory": stat.S_ISDIR, "link": stat.S_ISLNK}
-
-
-def sha1_of(path):
-    digest = hashlib.sha1()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(65536), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def name_of(lookup, number):
