@@ -76,6 +76,35 @@ options:
       src:
         description: Target that a link must point at.
         type: str
+  trees:
+    description:
+      - Directories whose files must be in place with given contents, as a copy of a directory of the controller
+        leaves them; files under the directory that are not listed do not count.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      path:
+        description: Absolute path of the directory.
+        type: str
+        required: true
+      files:
+        description:
+          - Each file as C(<path relative to the directory> <sha1 hex>), as the lookup P(laddr.kafka.tree_checksums#lookup)
+            gives them for the controller's copy.
+        type: list
+        elements: str
+        required: true
+      owner:
+        description: Owner's user name of each file; not compared when omitted.
+        type: str
+      group:
+        description: Group name of each file; not compared when omitted.
+        type: str
+      private:
+        description: Each file must give others no access (its mode ends in 0).
+        type: bool
+        default: false
   packages:
     description:
       - Debian packages that must be installed (any version).
@@ -201,6 +230,34 @@ def path_differs(wanted, lstat=os.lstat, readlink=os.readlink, checksum=sha1_of)
     return problems
 
 
+def tree_differs(tree, lstat=os.lstat, checksum=sha1_of):
+    """Per file of TREE (a trees item) not as wanted, '<path>: <words>'."""
+    problems = []
+    for item in tree["files"]:
+        relative, _sep, digest = item.rpartition(" ")
+        path = os.path.join(tree["path"], relative)
+        try:
+            found = lstat(path)
+        except FileNotFoundError:
+            problems.append("%s: missing" % path)
+            continue
+        if not stat.S_ISREG(found.st_mode):
+            problems.append("%s: not a file" % path)
+            continue
+        words = []
+        if tree.get("owner") is not None and name_of(pwd.getpwuid, found.st_uid) != tree["owner"]:
+            words.append("owner")
+        if tree.get("group") is not None and name_of(grp.getgrgid, found.st_gid) != tree["group"]:
+            words.append("group")
+        if tree.get("private") and found.st_mode & 0o007:
+            words.append("mode")
+        if checksum(path) != digest:
+            words.append("content")
+        if words:
+            problems.append("%s: %s" % (path, ", ".join(words)))
+    return problems
+
+
 def account_differs(wanted):
     try:
         user = pwd.getpwnam(wanted["name"])
@@ -294,6 +351,8 @@ class HostState(object):
             differ += ["account %s: %s" % (account["name"], word) for word in account_differs(account)]
         for wanted in params["paths"]:
             differ += ["%s: %s" % (wanted["path"], word) for word in path_differs(wanted)]
+        for tree in params["trees"]:
+            differ += tree_differs(tree)
         if params["packages"]:
             differ += ["package %s: not installed" % name for name in packages_missing(params["packages"], self.module.run_command)]
         if params["python_packages"]:
@@ -327,6 +386,13 @@ def main():
                 mode=dict(type="str"),
                 checksum=dict(type="str", no_log=True),
                 src=dict(type="str"),
+            )),
+            trees=dict(type="list", elements="dict", default=[], options=dict(
+                path=dict(type="str", required=True),
+                files=dict(type="list", elements="str", required=True),
+                owner=dict(type="str"),
+                group=dict(type="str"),
+                private=dict(type="bool", default=False),
             )),
             packages=dict(type="list", elements="str", default=[]),
             units=dict(type="list", elements="str", default=[]),

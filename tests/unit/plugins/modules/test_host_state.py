@@ -60,6 +60,25 @@ def test_a_missing_path_and_the_wrong_kind_of_path(tree):
     assert module.path_differs({"path": str(tree / "current"), "state": "directory"}) == ["not a directory"]
 
 
+def test_a_tree_names_each_file_that_is_missing_changed_or_open_to_others(tree):
+    project = tree / "project"
+    (project / "agents").mkdir(parents=True)
+    (project / "agents" / "writer.py").write_text("WRITER = 1\n")
+    (project / "main.py").write_text("print('hi')\n")
+    (project / "extra.txt").write_text("not listed: does not count\n")
+    for path in (project / "agents" / "writer.py", project / "main.py"):
+        os.chmod(path, 0o640)
+    wanted = {"path": str(project), "owner": OWNER, "group": GROUP, "private": True,
+              "files": [f"agents/writer.py {sha1('WRITER = 1' + chr(10))}", f"main.py {sha1('print(' + repr('hi') + ')' + chr(10))}"]}
+    assert module.tree_differs(wanted) == []
+    os.chmod(project / "main.py", 0o644)
+    (project / "agents" / "writer.py").write_text("WRITER = 2\n")
+    assert module.tree_differs(dict(wanted, files=wanted["files"] + [f"agents/gone.py {sha1('')}"])) == [
+        f"{project}/agents/writer.py: content", f"{project}/main.py: mode", f"{project}/agents/gone.py: missing"]
+    assert module.tree_differs(dict(wanted, private=False, owner="no-such-owner")) == [
+        f"{project}/agents/writer.py: owner, content", f"{project}/main.py: owner"]
+
+
 def test_a_link_must_point_at_its_target(tree):
     link = {"path": str(tree / "current"), "state": "link", "src": str(tree / "release-1")}
     assert module.path_differs(link) == []
