@@ -47,6 +47,11 @@ options:
       - Seconds to wait for O(expect_instances); fails afterwards with what was seen.
     type: float
     default: 60
+  environment_file:
+    description:
+      - A file the instances read their environment from; the result says whether it exists, so that a playbook
+        that removes it once the instances are gone need not ask the host again.
+    type: path
 """
 
 EXAMPLES = r"""
@@ -83,6 +88,10 @@ not_ready:
   returned: when O(expect_instances) is given
   type: list
   elements: str
+environment_file_exists:
+  description: Whether O(environment_file) exists (a link counts by what it points at).
+  returned: when O(environment_file) is given
+  type: bool
 """
 
 import glob
@@ -218,6 +227,7 @@ def main():
             bus_endpoints=dict(type="list", elements="str", default=[]),
             expect_instances=dict(type="list", elements="str"),
             wait_timeout=dict(type="float", default=60),
+            environment_file=dict(type="path"),
         ),
         supports_check_mode=True,
     )
@@ -229,8 +239,11 @@ def main():
     except ValueError as err:
         module.fail_json(msg=str(err))
     expected = module.params["expect_instances"]
+    more = {}
+    if module.params["environment_file"]:
+        more["environment_file_exists"] = os.path.exists(module.params["environment_file"])
     if expected is None:
-        module.exit_json(changed=False, instances=read_instances(module, prefix, endpoints))
+        module.exit_json(changed=False, instances=read_instances(module, prefix, endpoints), **more)
 
     def read():
         instances = read_instances(module, prefix, endpoints)
@@ -238,7 +251,7 @@ def main():
         return (instances, not_ready, unexpected), not_ready + unexpected
 
     (instances, not_ready, unexpected), _problems, waited = wait_until(read, True, module.params["wait_timeout"])
-    result = dict(changed=False, instances=instances, not_ready=not_ready, unexpected=unexpected, waited=waited)
+    result = dict(changed=False, instances=instances, not_ready=not_ready, unexpected=unexpected, waited=waited, **more)
     if not_ready or unexpected:
         msg = "Worker instances not as planned after %gs." % waited
         if not_ready:
