@@ -226,14 +226,17 @@ def test_a_refused_step_reports_what_the_cluster_did(conn, kafka_broker):
 
 
 def test_unreachable_bootstrap_fails_clearly_and_fast():
+    # Fast: well within a request timeout of 60 s, which a module that waited for an answer would take in full. The
+    # margin is wide because the time includes the module's own start, 16 s on a loaded 2-core machine.
     started = time.monotonic()
-    result = run_module("kafka_topic", {"bootstrap_servers": ["127.0.0.1:1"], "name": "never", "partitions": 1})
+    result = run_module("kafka_topic", {"bootstrap_servers": ["127.0.0.1:1"], "name": "never", "partitions": 1,
+                                        "request_timeout": 60})
     elapsed = time.monotonic() - started
     assert result["failed"] is True
     assert "Kafka at 127.0.0.1:1 is not reachable" in result["msg"]
     assert "Connection refused" in result["msg"]
     assert "module_stderr" not in result and "Traceback" not in result.get("exception", "")
-    assert elapsed < 15, elapsed
+    assert elapsed < 30, elapsed
 
 
 def test_wrong_password_fails_at_once_without_showing_it(kafka_broker):
@@ -264,12 +267,14 @@ def test_right_credentials_are_accepted_over_sasl(kafka_broker):
 
 
 def test_plaintext_client_against_the_sasl_listener_does_not_hang(kafka_broker):
-    # A client that skips SASL gets no answer from a SASL listener: it must fail in its timeout.
+    # A client that skips SASL gets no answer from a SASL listener: it must fail in its timeout (4 s), not hang. The
+    # bound allows for the module's own start, which took 22 s in all on a loaded 2-core machine.
     started = time.monotonic()
     result = run_module("kafka_topic", {"bootstrap_servers": [kafka_broker.sasl_bootstrap], "name": "never",
                                         "partitions": 1, "request_timeout": 4})
+    elapsed = time.monotonic() - started
     assert result["failed"] is True
-    assert time.monotonic() - started < 12
+    assert elapsed < 40, elapsed
 
 
 def test_invalid_requests_fail_before_asking_the_cluster():
