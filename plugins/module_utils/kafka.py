@@ -97,6 +97,13 @@ def client_config(params):
 # ride out a dropped connection, short enough that a wrong address or a stopped cluster fails fast.
 ALL_DOWN_GRACE = 3.0
 
+# What a group's coordinator answers while the group moves to another broker (a broker restarted, or
+# leadership of __consumer_offsets changed) or while it loads the group. Kafka's Java admin client
+# looks the coordinator up again and retries; librdkafka hands these to the caller, so group calls
+# retry them after these pauses (seconds) before they count as failed.
+COORDINATOR_MOVING = ("NOT_COORDINATOR", "COORDINATOR_LOAD_IN_PROGRESS", "COORDINATOR_NOT_AVAILABLE")
+COORDINATOR_PAUSES = (0.5, 1.0, 2.0)
+
 
 class KafkaClientError(Exception):
     """A Kafka call failed; the message says what was asked, of whom, and what came back.
@@ -316,10 +323,21 @@ class KafkaAdmin(object):
 
     # -- consumer groups and offsets ----------------------------------------------------
 
+    def _group_call(self, what, method, request, key):
+        """One group request, asked again while the group's coordinator is moving (COORDINATOR_MOVING)."""
+        pauses = list(COORDINATOR_PAUSES)
+        while True:
+            futures = self._call(what, method, [request], request_timeout=self.timeout)
+            result, error = self._collect({key: futures[key]})[key]
+            if error is None:
+                return result
+            if not pauses or not error.startswith(COORDINATOR_MOVING):
+                raise KafkaClientError("%s failed on %s: %s" % (what, self.bootstrap, error))
+            time.sleep(pauses.pop(0))
+
     def describe_group(self, group_id):
-        what = "Describing consumer group %r" % group_id
-        futures = self._call(what, self.admin.describe_consumer_groups, [group_id], request_timeout=self.timeout)
-        return self._one(what, futures[group_id])
+        return self._group_call("Describing consumer group %r" % group_id, self.admin.describe_consumer_groups,
+                                group_id, group_id)
 
     def committed_offsets(self, group_id, partitions=None):
         """{(topic, partition): committed offset or None}; all the group's commits when partitions is None."""
@@ -327,9 +345,7 @@ class KafkaAdmin(object):
         request = ConsumerGroupTopicPartitions(
             group_id, [TopicPartition(topic, partition) for topic, partition in partitions]
             if partitions else None)
-        futures = self._call(what, self.admin.list_consumer_group_offsets, [request],
-                             request_timeout=self.timeout)
-        answer = self._one(what, futures[group_id])
+        answer = self._group_call(what, self.admin.list_consumer_group_offsets, request, group_id)
         committed = {}
         for tp in answer.topic_partitions or []:
             if tp.error is not None:

@@ -471,13 +471,22 @@ class ConsumerGroupInfo(object):
         """Every group once, with one metadata read: ([observed with its problems], [problem sentences])."""
         allow_missing = self.module.params["allow_missing"]
         known = metadata_topics(self.client.metadata())
-        seen, problems = [], []
+        seen, problems, failed = [], [], []
         for one in self.wanted:
-            observed = self.observe(one["group"], one["topics"], known)
+            try:
+                observed = self.observe(one["group"], one["topics"], known)
+            except KafkaClientError as exc:
+                # One group's failed read does not hide what the others show.
+                if exc.permanent or not self.several:
+                    raise
+                failed.append("%r: %s" % (one["group"], exc))
+                continue
             observed["problems"] = unmet(observed, one["expect"], allow_missing)
             seen.append(observed)
             if observed["problems"]:
                 problems.append("%r: %s" % (one["group"], "; ".join(observed["problems"])))
+        if failed:
+            raise KafkaClientError("; ".join(failed + problems))
         return seen, problems
 
     def run(self):
