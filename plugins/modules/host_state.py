@@ -181,6 +181,12 @@ in_place:
   description: True when nothing differs and every unit of O(units) is enabled and running.
   returned: always
   type: bool
+settled:
+  description:
+    - True when RV(in_place) is and every unit of O(units) started after the newest change to O(inputs) (its
+      C(restart) is V(current)): nothing to install, configure, start or restart.
+  returned: always
+  type: bool
 inputs_newest:
   description: Newest change time among O(inputs) (seconds since the epoch); 0 when none exists.
   returned: always
@@ -366,8 +372,9 @@ class HostState(object):
             if rc != 0:
                 self.module.fail_json(msg="systemctl show %s failed: %s" % (" ".join(params["units"]), err.strip()))
             units = parse_units(params["units"], out, newest)
-        self.module.exit_json(changed=False, differ=differ, units=units, inputs_newest=newest,
-                              in_place=in_place(differ, units))
+        placed = in_place(differ, units)
+        self.module.exit_json(changed=False, differ=differ, units=units, inputs_newest=newest, in_place=placed,
+                              settled=placed and all(unit["restart"] == "current" for unit in units.values()))
 
 
 def main():
