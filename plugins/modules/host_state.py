@@ -346,6 +346,11 @@ def in_place(differ, units):
                               for unit in units.values())
 
 
+def settled(differ, units):
+    """In place, and every unit started after the newest change to the inputs."""
+    return in_place(differ, units) and all(unit["restart"] == "current" for unit in units.values())
+
+
 class HostState(object):
     def __init__(self, module):
         self.module = module
@@ -372,9 +377,8 @@ class HostState(object):
             if rc != 0:
                 self.module.fail_json(msg="systemctl show %s failed: %s" % (" ".join(params["units"]), err.strip()))
             units = parse_units(params["units"], out, newest)
-        placed = in_place(differ, units)
-        self.module.exit_json(changed=False, differ=differ, units=units, inputs_newest=newest, in_place=placed,
-                              settled=placed and all(unit["restart"] == "current" for unit in units.values()))
+        self.module.exit_json(changed=False, differ=differ, units=units, inputs_newest=newest,
+                              in_place=in_place(differ, units), settled=settled(differ, units))
 
 
 def main():

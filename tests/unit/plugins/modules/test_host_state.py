@@ -163,3 +163,11 @@ def test_in_place_only_when_nothing_differs_and_every_unit_is_enabled_and_runnin
     assert not module.in_place(["/etc/kafka/server.properties: mode"], {"kafka.service": running})
     assert not module.in_place([], {"kafka.service": dict(running, unit_file_state="disabled")})
     assert not module.in_place([], {"kafka.service": dict(running, active_state="activating")})
+
+
+def test_settled_only_when_in_place_and_no_unit_owes_a_restart():
+    running = {"active_state": "active", "unit_file_state": "enabled", "started": 1796600000, "restart": "current"}
+    assert module.settled([], {"kafka.service": running})
+    assert not module.settled([], {"kafka.service": dict(running, restart="owed")})
+    assert not module.settled(["/etc/kafka/server.properties: content"], {"kafka.service": running})
+    assert not module.settled([], {"kafka.service": dict(running, active_state="failed", restart="stopped")})
