@@ -184,8 +184,8 @@ in_place:
 settled:
   description:
     - True when RV(in_place) is and every unit of O(units) started after the newest change to O(inputs) (its
-      C(restart) is V(current)): nothing to install, configure, start or restart. A unit without a main process
-      (a socket) has no start time here, so it is never current: ask it of service units.
+      C(restart) is V(current)), so there is nothing to install, configure, start or restart.
+    - A unit without a main process (a socket) has no start time here and is never current; ask it of service units.
   returned: always
   type: bool
 inputs_newest:
