@@ -351,6 +351,11 @@ def _try_srvr(port: int) -> str:
 # credentials are tested against a broker that really checks them.
 SASL_USERNAME = "admin"
 SASL_PASSWORD = "admin-secret"
+# A second user of that listener who is no super user: what the ACLs grant it is all it may do (the broker runs
+# Kafka's AclAuthorizer; the admin and PLAINTEXT's anonymous clients are its super users, and a resource without
+# any ACL stays open to all, so tests that set no ACL see a broker as open as before).
+SASL_USER = "writer"
+SASL_USER_PASSWORD = "writer-secret"
 
 
 @dataclass
@@ -382,10 +387,17 @@ def start_kafka(
         "listeners": f"PLAINTEXT://{LOOPBACK}:{port},SASL_PLAINTEXT://{LOOPBACK}:{sasl_port}",
         "advertised.listeners": f"PLAINTEXT://{LOOPBACK}:{port},SASL_PLAINTEXT://{LOOPBACK}:{sasl_port}",
         "inter.broker.listener.name": "PLAINTEXT",
-        "sasl.enabled.mechanisms": "PLAIN",
+        "sasl.enabled.mechanisms": "PLAIN,SCRAM-SHA-512",
+        # SCRAM users are those that kafka_scram_user's tests create; none exists at the start.
+        "listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config":
+            "org.apache.kafka.common.security.scram.ScramLoginModule required;",
         "listener.name.sasl_plaintext.plain.sasl.jaas.config":
             "org.apache.kafka.common.security.plain.PlainLoginModule required "
-            f'username="{SASL_USERNAME}" password="{SASL_PASSWORD}" user_{SASL_USERNAME}="{SASL_PASSWORD}";',
+            f'username="{SASL_USERNAME}" password="{SASL_PASSWORD}" user_{SASL_USERNAME}="{SASL_PASSWORD}" '
+            f'user_{SASL_USER}="{SASL_USER_PASSWORD}";',
+        "authorizer.class.name": "kafka.security.authorizer.AclAuthorizer",
+        "super.users": f"User:ANONYMOUS;User:{SASL_USERNAME}",
+        "allow.everyone.if.no.acl.found": "true",
         "zookeeper.connect": zookeeper_connect,
         "zookeeper.connection.timeout.ms": 30000,
         "log.dirs": work_dir / "data",

@@ -23,6 +23,10 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 try:
     from confluent_kafka import ConsumerGroupTopicPartitions, KafkaError, KafkaException, TopicPartition
     from confluent_kafka.admin import (
+        AclBinding,
+        AclBindingFilter,
+        AclOperation,
+        AclPermissionType,
         AdminClient,
         AlterConfigOpType,
         ConfigEntry,
@@ -31,7 +35,12 @@ try:
         NewPartitions,
         NewTopic,
         OffsetSpec,
+        ResourcePatternType,
         ResourceType,
+        ScramCredentialInfo,
+        ScramMechanism,
+        UserScramCredentialDeletion,
+        UserScramCredentialUpsertion,
     )
 except ImportError:
     HAS_CONFLUENT_KAFKA = False
@@ -373,6 +382,112 @@ class KafkaAdmin(object):
                 raise KafkaClientError("Reading log offsets failed on %s: %s" % (self.bootstrap, "; ".join(failures[:5])))
             found.append(offsets)
         return found[0], found[1]
+
+    # -- SCRAM credentials -------------------------------------------------------------
+
+    def authenticates(self, timeout=None):
+        """True when the cluster takes this client's SASL credentials, False when it refuses them; an unreachable
+        cluster raises KafkaClientError."""
+        since = len(self._client_errors)
+        try:
+            self.metadata(timeout)
+            return True
+        except KafkaClientError:
+            if any(error.code() == KafkaError._AUTHENTICATION for error in self._client_errors[since:]):
+                return False
+            raise
+
+    def scram_credentials(self, users):
+        """{user: {mechanism name: iterations}} for USERS (one request); a user without credentials maps to {}."""
+        if not users:
+            return {}
+        futures = self._call("Describing SCRAM credentials", self.admin.describe_user_scram_credentials, list(users),
+                             request_timeout=self.timeout)
+        found = {}
+        for user, (description, error) in self._collect(futures).items():
+            if error is None:
+                found[user] = dict((info.mechanism.name.replace("_", "-"), info.iterations)
+                                   for info in description.scram_credential_infos)
+            elif error.startswith("RESOURCE_NOT_FOUND"):
+                found[user] = {}
+            else:
+                raise KafkaClientError("Describing the SCRAM credentials of %r failed on %s: %s"
+                                       % (user, self.bootstrap, error))
+        return found
+
+    def alter_scram_credentials(self, upserts, deletions):
+        """upserts: [(user, mechanism name, iterations, password)]; deletions: [(user, mechanism name)].
+        Returns {user: error or None} (one request)."""
+        alterations = [UserScramCredentialUpsertion(user, ScramCredentialInfo(
+            ScramMechanism[mechanism.replace("-", "_")], iterations), password.encode("utf-8"))
+            for user, mechanism, iterations, password in upserts]
+        alterations += [UserScramCredentialDeletion(user, ScramMechanism[mechanism.replace("-", "_")])
+                        for user, mechanism in deletions]
+        if not alterations:
+            return {}
+        futures = self._call("Changing SCRAM credentials", self.admin.alter_user_scram_credentials, alterations,
+                             request_timeout=self.timeout)
+        return dict((user, error) for user, (dummy, error) in self._collect(futures).items())
+
+    # -- ACLs (bindings as acl_key tuples) --------------------------------------------
+
+    def acls(self):
+        """Every ACL of the cluster as a set of acl_key tuples (one request)."""
+        any_acl = AclBindingFilter(ResourceType.ANY, None, ResourcePatternType.ANY, None, None,
+                                   AclOperation.ANY, AclPermissionType.ANY)
+        what = "Describing ACLs"
+        future = self._call(what, self.admin.describe_acls, any_acl, request_timeout=self.timeout)
+        try:
+            return set(acl_key(binding) for binding in self._one(what, future))
+        except KafkaClientError as exc:
+            if "SECURITY_DISABLED" in str(exc):
+                raise KafkaClientError("Kafka at %s has no authorizer (authorizer.class.name is not set), so it keeps "
+                                       "no ACLs: %s" % (self.bootstrap, exc), permanent=True)
+            raise
+
+    def create_acls(self, keys):
+        """{key: error or None} for the bindings created (one request)."""
+        if not keys:
+            return {}
+        bindings = dict((acl_binding(key), key) for key in keys)
+        futures = self._call("Creating ACLs", self.admin.create_acls, list(bindings), request_timeout=self.timeout)
+        return dict((bindings[binding], error) for binding, (dummy, error) in self._collect(futures).items())
+
+    def delete_acls(self, keys):
+        """{key: error or None} for the exact bindings deleted (one request)."""
+        if not keys:
+            return {}
+        filters = dict((acl_filter(key), key) for key in keys)
+        futures = self._call("Deleting ACLs", self.admin.delete_acls, list(filters), request_timeout=self.timeout)
+        return dict((filters[found], error) for found, (dummy, error) in self._collect(futures).items())
+
+
+# -- ACLs: one binding as a tuple of names (pure) ----------------------------------------
+
+ACL_FIELDS = ("principal", "host", "operation", "permission", "resource_type", "resource_name", "pattern_type")
+# Kafka names the cluster resource BROKER in its admin API, always with this name.
+CLUSTER_RESOURCE_NAME = "kafka-cluster"
+
+
+def acl_key(binding):
+    """(principal, host, OPERATION, PERMISSION, RESOURCE_TYPE, resource name, PATTERN_TYPE) of an AclBinding."""
+    return (binding.principal, binding.host, binding.operation.name, binding.permission_type.name,
+            binding.restype.name, binding.name, binding.resource_pattern_type.name)
+
+
+def _acl_enums(key):
+    principal, host, operation, permission, restype, name, pattern = key
+    return (ResourceType[restype], name, ResourcePatternType[pattern], principal, host,
+            AclOperation[operation], AclPermissionType[permission])
+
+
+def acl_binding(key):
+    return AclBinding(*_acl_enums(key))
+
+
+def acl_filter(key):
+    """A filter that matches exactly the binding KEY."""
+    return AclBindingFilter(*_acl_enums(key))
 
 
 def metadata_topics(metadata):
