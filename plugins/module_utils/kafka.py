@@ -406,7 +406,7 @@ class KafkaAdmin(object):
         found = {}
         for user, (description, error) in self._collect(futures).items():
             if error is None:
-                found[user] = dict((info.mechanism.name.replace("_", "-"), info.iterations)
+                found[user] = dict((scram_mechanism_name(info.mechanism), info.iterations)
                                    for info in description.scram_credential_infos)
             elif error.startswith("RESOURCE_NOT_FOUND"):
                 found[user] = {}
@@ -418,11 +418,10 @@ class KafkaAdmin(object):
     def alter_scram_credentials(self, upserts, deletions):
         """upserts: [(user, mechanism name, iterations, password)]; deletions: [(user, mechanism name)].
         Returns {user: error or None} (one request)."""
-        alterations = [UserScramCredentialUpsertion(user, ScramCredentialInfo(
-            ScramMechanism[mechanism.replace("-", "_")], iterations), password.encode("utf-8"))
-            for user, mechanism, iterations, password in upserts]
-        alterations += [UserScramCredentialDeletion(user, ScramMechanism[mechanism.replace("-", "_")])
-                        for user, mechanism in deletions]
+        alterations = [UserScramCredentialUpsertion(user, ScramCredentialInfo(scram_mechanism(mechanism), iterations),
+                                                    password.encode("utf-8"))
+                       for user, mechanism, iterations, password in upserts]
+        alterations += [UserScramCredentialDeletion(user, scram_mechanism(mechanism)) for user, mechanism in deletions]
         if not alterations:
             return {}
         futures = self._call("Changing SCRAM credentials", self.admin.alter_user_scram_credentials, alterations,
@@ -445,21 +444,31 @@ class KafkaAdmin(object):
                                        "no ACLs: %s" % (self.bootstrap, exc), permanent=True)
             raise
 
-    def create_acls(self, keys):
-        """{key: error or None} for the bindings created (one request)."""
+    def _keyed_call(self, what, method, keys, request_of):
+        """One batched request of request_of(key) for each key; {key: error or None}."""
         if not keys:
             return {}
-        bindings = dict((acl_binding(key), key) for key in keys)
-        futures = self._call("Creating ACLs", self.admin.create_acls, list(bindings), request_timeout=self.timeout)
-        return dict((bindings[binding], error) for binding, (dummy, error) in self._collect(futures).items())
+        requests = dict((request_of(key), key) for key in keys)
+        futures = self._call(what, method, list(requests), request_timeout=self.timeout)
+        return dict((requests[request], error) for request, (dummy, error) in self._collect(futures).items())
+
+    def create_acls(self, keys):
+        """{key: error or None} for the bindings created (one request)."""
+        return self._keyed_call("Creating ACLs", self.admin.create_acls, keys, acl_binding)
 
     def delete_acls(self, keys):
         """{key: error or None} for the exact bindings deleted (one request)."""
-        if not keys:
-            return {}
-        filters = dict((acl_filter(key), key) for key in keys)
-        futures = self._call("Deleting ACLs", self.admin.delete_acls, list(filters), request_timeout=self.timeout)
-        return dict((filters[found], error) for found, (dummy, error) in self._collect(futures).items())
+        return self._keyed_call("Deleting ACLs", self.admin.delete_acls, keys, acl_filter)
+
+
+def scram_mechanism(name):
+    """ScramMechanism of a SASL mechanism name (SCRAM-SHA-512)."""
+    return ScramMechanism[name.replace("-", "_")]
+
+
+def scram_mechanism_name(mechanism):
+    """The SASL mechanism name (SCRAM-SHA-512) of a ScramMechanism."""
+    return mechanism.name.replace("_", "-")
 
 
 # -- ACLs: one binding as a tuple of names (pure) ----------------------------------------

@@ -156,10 +156,18 @@ RESOURCE_TYPES = {"topic": "TOPIC", "group": "GROUP", "cluster": "BROKER", "tran
 RESOURCE_CHOICES = dict((kafka, choice) for choice, kafka in RESOURCE_TYPES.items())
 
 
+def principal_problem(principal):
+    """A sentence when PRINCIPAL is no TYPE:NAME, else None (pure)."""
+    if not principal or ":" not in principal:
+        return "principal %r: give the type and name, as in User:laddr-writer" % principal
+    return None
+
+
 def wanted_key(acl):
     """An item of O(acls) as the client's acl_key tuple, or a sentence saying what is wrong with it (pure)."""
-    if not acl["principal"] or ":" not in acl["principal"]:
-        return None, "principal %r: give the type and name, as in User:laddr-writer" % acl["principal"]
+    problem = principal_problem(acl["principal"])
+    if problem:
+        return None, problem
     if acl["resource_type"] == "cluster":
         if acl.get("resource_name") not in (None, CLUSTER_RESOURCE_NAME):
             return None, "%s: a cluster ACL names no resource (resource_name %r)" % (acl["principal"], acl["resource_name"])
@@ -209,8 +217,7 @@ class AclManager(object):
                 problems.append(problem)
             else:
                 keys.append(key)
-        problems += ["principal %r: give the type and name, as in User:laddr-writer" % p
-                     for p in params["principals"] if ":" not in p]
+        problems += [problem for problem in map(principal_problem, params["principals"]) if problem]
         if problems:
             self.module.fail_json(msg="No ACL changed: " + "; ".join(problems))
         wanted, owned = set(keys), set(params["principals"])
